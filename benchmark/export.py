@@ -1,0 +1,60 @@
+"""DVC stage `export`: the local rows of the DuckDB tables as parquet files of a Hugging Face dataset folder.
+
+`leaderboard/data/<config>.parquet` for the configs runs, metrics, fits, literature, predictions;
+the dataset card (README.md with the `configs` YAML header) is written by the report stage.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from benchmark import db, schema
+
+CONFIGS = ("runs", "metrics", "fits", "literature", "predictions")
+LOCAL = "local"
+
+
+def table_to_arrow(rows: list[dict], table: str):
+    import pyarrow as pa
+
+    sch = schema.arrow_schema(table)
+    return pa.Table.from_pylist(rows, schema=sch)
+
+
+def write_parquet_atomic(arrow_table, path: Path) -> None:
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    # No timestamps or writer-dependent row groups: identical rows give identical bytes.
+    pq.write_table(arrow_table, tmp, compression="zstd", store_schema=True)
+    os.replace(tmp, path)
+
+
+def export(db_path: str | Path, out_dir: str | Path, source: str = LOCAL) -> dict[str, int]:
+    """Write one parquet file per config; literature is exported whole (it is reference data)."""
+    out_dir = Path(out_dir)
+    counts = {}
+    con = db.connect(str(db_path), read_only=True)
+    try:
+        for table in CONFIGS:
+            if table == "literature":
+                rows = db.read_rows(con, table)
+            else:
+                rows = db.read_rows(con, table, "source = ?", [source])
+            write_parquet_atomic(table_to_arrow(rows, table), out_dir / "data" / f"{table}.parquet")
+            counts[table] = len(rows)
+    finally:
+        con.close()
+    return counts
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m benchmark export", description=__doc__)
+    ap.add_argument("--db", default="leaderboard/results.duckdb")
+    ap.add_argument("--out", default="leaderboard")
+    args = ap.parse_args(argv)
+    counts = export(args.db, args.out)
+    print("exported " + ", ".join(f"{t}: {n} rows" for t, n in counts.items()))
+    return 0
