@@ -1,0 +1,97 @@
+"""The dataset card parses as Hub card metadata, and documents every column of every parquet file, from schema.py."""
+from __future__ import annotations
+
+import html
+import re
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from huggingface_hub import DatasetCard, DatasetCardData
+
+from benchmark import card, schema
+from benchmark.export import CONFIGS
+from benchmark.publish import table_summaries
+from conftest_hub import REPO, make_leaderboard
+
+ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<type>[^|]+) \| (?P<unit>(?:[^|\\]|\\.)*) \| (?P<nullable>yes|no) \| (?P<desc>.*) \|$")
+ARROW_NAMES = {"string": "string", "int64": "int64", "double": "double", "bool": "bool"}
+
+
+def documented(text: str, table: str) -> list[dict[str, str]]:
+    """The rows of the card's schema table for `table`, descriptions unescaped back to plain text."""
+    start = text.index(f"### `{table}`")
+    end = min((i for i in (text.find("\n### ", start + 1), text.find("\n## ", start + 1)) if i > 0), default=len(text))
+    rows = [m.groupdict() for line in text[start:end].splitlines() if (m := ROW.match(line))]
+    for r in rows:
+        r["desc"] = html.unescape(re.sub(r"\\(.)", r"\1", r["desc"]))
+        r["unit"] = html.unescape(re.sub(r"\\(.)", r"\1", r["unit"]))
+    return rows
+
+
+@pytest.fixture(scope="module")
+def leaderboard(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("card") / "leaderboard"
+    make_leaderboard(folder)
+    return folder
+
+
+def test_card_metadata_parses_as_hub_dataset_card(leaderboard):
+    from datasets.utils.metadata import MetadataConfigs
+
+    data = DatasetCard((leaderboard / "README.md").read_text()).data
+    assert isinstance(data, DatasetCardData)
+    assert data.license == "cc-by-4.0" and "scaling-laws" in data.tags and data.pretty_name
+    configs = MetadataConfigs.from_dataset_card_data(data)  # what `datasets.load_dataset` reads
+    assert list(configs) == list(CONFIGS) and configs.get_default_config_name() == "runs"
+    for name in CONFIGS:
+        assert configs[name]["data_files"] == [{"split": "train", "path": f"data/{name}.parquet"}]
+        assert (leaderboard / f"data/{name}.parquet").is_file()
+
+
+def test_every_parquet_column_is_documented_with_schema_unit_and_meaning(leaderboard):
+    text = (leaderboard / "README.md").read_text()
+    for name in CONFIGS:
+        fields = pq.read_schema(leaderboard / "data" / f"{name}.parquet")
+        rows = documented(text, name)
+        assert [r["name"] for r in rows] == fields.names  # every column, in file order, nothing else
+        for r, field in zip(rows, fields):
+            assert ARROW_NAMES[r["type"]] == str(field.type)
+            assert r["desc"] == field.metadata[b"description"].decode()  # the file's own metadata, from schema.py
+            assert r["unit"] == (field.metadata[b"unit"].decode() or "–")
+            assert (r["nullable"] == "yes") == field.nullable
+        assert f"File `data/{name}.parquet`, {pq.read_metadata(leaderboard / 'data' / f'{name}.parquet').num_rows} rows." in text
+
+
+def test_a_card_missing_a_column_is_caught(leaderboard):
+    summaries = table_summaries(leaderboard)
+    runs = summaries[0]
+    short = [card.TableSummary("runs", runs.columns[:-1], runs.n_rows), *summaries[1:]]
+    text = card.render(tables=short, repo_id=REPO, git_sha="abc", fit_method="-", metric_signatures={})
+    assert [r["name"] for r in documented(text, "runs")] != list(pq.read_schema(leaderboard / "data/runs.parquet").names)
+    with pytest.raises(schema.SchemaError, match="not defined in schema.py"):
+        card.render(tables=[card.TableSummary("runs", ("source", "mystery"), 1)], repo_id=REPO, git_sha="abc",
+                    fit_method="-", metric_signatures={})
+
+
+def test_card_states_provenance_loading_citation_and_embeds_blocks(leaderboard):
+    sha = "0123456789abcdef0123456789abcdef01234567"
+    fits = [{"law": "chinchilla", "target": "val_loss/all", "parameter": "alpha", "estimate": 0.345678, "se": 0.0154,
+             "ci95_low": 0.317, "ci95_high": 0.373, "n_points": 240}]
+    text = card.render(tables=table_summaries(leaderboard), repo_id="org/results", git_sha=sha, fits=fits,
+                       fit_method="Huber loss, delta 1e-3.", metric_signatures={"bleu": "nrefs:1|tok:13a"},
+                       blocks=[("Leaderboard", "| model | loss |\n|---|---|\n| xs | 3.1 |"), ("Figures", "![isoflop](fig.png)")],
+                       year=2026, code_url="https://example.org/bench.git")
+    assert text.index("## Leaderboard") < text.index("## Figures") < text.index("## Schema")
+    assert "| xs | 3.1 |" in text and "![isoflop](fig.png)" in text
+    assert f"git checkout {sha}" in text and "dvc repro" in text and "git clone https://example.org/bench.git" in text
+    assert f"Schema version: **{schema.SCHEMA_VERSION}**" in text
+    assert 'load_dataset("org/results", "runs", split="train")' in text and "duckdb" in text and "pd.read_parquet" in text
+    assert "| chinchilla | val_loss/all | alpha | 0.3457 | 0.0154 | 0.317 – 0.373 | 240 |" in text
+    assert "| `bleu` | nrefs:1\\|tok:13a |" in text
+    bib = text[text.index("```bibtex") + 10:text.index("```", text.index("```bibtex") + 10)]
+    assert bib.startswith("@misc{org_results_2026,") and bib.count("{") == bib.count("}")
+    assert "year         = {2026}" in bib and sha in bib and "huggingface.co/datasets/org/results" in bib
+    for column in card.COUNTING_COLUMNS:  # how N, D and C are counted, quoted from schema.py
+        desc = next(c.description for c in schema.columns("runs") if c.name == column)
+        assert f"**`{column}`**" in text and desc in text
