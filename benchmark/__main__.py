@@ -10,6 +10,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("benchmark.prepare", "DVC stage: task data splits and tokenizer"),
     "train": ("benchmark.train", "DVC stage: train one grid point into runs/<run_id>/"),
     "evaluate": ("benchmark.evaluate", "DVC stage: score one run (loss, BLEU, ROUGE, accuracy)"),
+    "score": ("benchmark.score", "DVC stage: BLEU, ROUGE, accuracy of one run from its saved predictions"),
     "collect": ("benchmark.collect", "DVC stage: validate run records and load them into DuckDB"),
     "fit": ("benchmark.fit", "DVC stage: fit scaling laws with bootstrap intervals"),
     "report": ("benchmark.report", "DVC stage: leaderboard README, figures, LaTeX table"),

@@ -41,7 +41,7 @@ def _c(name: str, dtype: str, description: str, unit: str = "", nullable: bool =
 TABLES: dict[str, tuple[Column, ...]] = {
     "runs": (
         _c("source", "string", "Where the row comes from: 'local' for runs of this checkout, else the pulled/imported dataset's name."),
-        _c("run_id", "string", "Grid point id: '<model_size>-<tokens>-s<seed>'; unique within a source."),
+        _c("run_id", "string", "Grid point id: its key under `runs` in params.yaml (by convention '<model_size>-<tokens>'); unique within a source."),
         _c("model_size", "string", "Named model size from params (e.g. 'xs'); architecture in d_model, n_layers, n_heads."),
         _c("d_model", "int", "Hidden size.", nullable=True),
         _c("n_layers", "int", "Number of transformer blocks.", nullable=True),
@@ -51,9 +51,9 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("n_params", "int", "Total trainable parameters N (embedding + non-embedding; tied input/output embedding counted once).", "parameters"),
         _c("n_params_embedding", "int", "Parameters in the token embedding (tied with the output head).", "parameters", nullable=True),
         _c("n_params_nonembedding", "int", "Parameters outside the embedding (Kaplan et al. 2020 count N without embeddings).", "parameters", nullable=True),
-        _c("tokens", "int", "Training tokens D: non-padding tokens the model was trained on (prompt and target).", "tokens"),
+        _c("tokens", "int", "Training tokens D: non-padding tokens the model was trained on (prompt and target); the run stops at the first step that reaches its budget.", "tokens"),
         _c("flops", "float", "Training compute C = 6 * n_params * tokens (Kaplan et al. 2020, Hoffmann et al. 2022).", "FLOP"),
-        _c("flops_attention", "float", "Training compute counting attention too: 6 * N * D + 12 * n_layers * seq_len * d_model * D (Hoffmann et al. 2022, App. F; Kaplan et al. 2020, Sec. 2.1, with the causal context averaged).", "FLOP", nullable=True),
+        _c("flops_attention", "float", "Training compute counting attention too: 6 * N * D + 12 * n_layers * seq_len * d_model * D (Hoffmann et al. 2022, App. F: QK^T and the value sum over the full context, forward + backward).", "FLOP", nullable=True),
         _c("seed", "int", "Seed for model init, data order and dropout."),
         _c("status", "string", "'completed' or 'diverged' (NaN/inf or blown-up loss; excluded from fits)."),
         _c("diverged_step", "int", "Optimizer step at which divergence was detected; null when completed.", "steps", nullable=True),
@@ -82,7 +82,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("metric", "string", "'val_loss' (nats/target token), 'bleu', 'rouge1', 'rouge2', 'rougeL', 'rougeLsum' (F-measure x 100), 'accuracy' (percent)."),
         _c("value", "float", "Metric value.", "see metric"),
         _c("stderr", "float", "Standard error: bootstrap over examples for BLEU/ROUGE, binomial for accuracy, over target tokens for val_loss.", "see metric", nullable=True),
-        _c("n", "int", "Number of examples (target tokens for val_loss) the value is computed on."),
+        _c("n", "int", "Number of examples (target tokens for val_loss) the value is computed on; null when the source does not say.", nullable=True),
         _c("signature", "string", "How the number was computed: sacrebleu signature, rouge_score settings, or the loss definition.", nullable=True),
     ),
     "predictions": (

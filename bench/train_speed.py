@@ -1,0 +1,146 @@
+"""Training throughput: this project's loop against transformers.Trainer, side by side in one process.
+
+For each model size, both train the same freshly initialised Llama on the same packed batches of
+the generated task suite for the same number of tokens; the first steps of each (thread-pool start,
+allocator, torch.compile) are excluded from the timing. Prints tokens/s, achieved FLOP/s with
+attention counted (Hoffmann et al. 2022, App. F), MFU against a fp32 matmul peak measured in this
+process, and the ratio of the two loops.
+
+    python bench/train_speed.py                  # 3 sizes, ~5 minutes on 2 cores
+    python bench/train_speed.py --steps 20 --sizes 2m   # quick look
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from benchmark import corpus as corpus_mod, model as model_mod, params as params_mod, trainer  # noqa: E402
+from benchmark.data import Packer, TrainStream  # noqa: E402
+from benchmark.tokenizer import encoder  # noqa: E402
+
+SIZES = {  # name: (d_model, n_layers, n_heads); N (total) printed below
+    "0.5m": (128, 2, 4),
+    "2m": (256, 2, 4),
+    "6m": (320, 4, 5),
+}
+SEQ_LEN, BATCH, VOCAB = 128, 16, 1024
+
+
+def batches(n: int, data_dir: Path, p) -> list[tuple]:
+    c = corpus_mod.load(data_dir)
+    sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, 0, data_dir)
+    pk = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer), c.vocab, SEQ_LEN)
+    return [pk.next_batch(BATCH) for _ in range(n)], c
+
+
+def build(d, L, h, vocab, seed=0):
+    from transformers import LlamaForCausalLM
+
+    torch.manual_seed(seed)
+    cfg = model_mod.llama_config(d_model=d, n_layers=L, n_heads=h, vocab_size=vocab, seq_len=SEQ_LEN)
+    cfg._attn_implementation = "sdpa"
+    return LlamaForCausalLM(cfg)
+
+
+def ours(net, data, warmup: int, compile_: bool) -> tuple[float, int, float]:
+    """(seconds, tokens) for the timed steps of this project's train_step; returns the last loss too."""
+    opt = trainer.build_optimizer(net, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), device="cpu")
+    model = torch.compile(net) if compile_ else net
+    model.train()
+    t0, tokens, loss = None, 0, float("nan")
+    for i, b in enumerate(data):
+        if i == warmup:
+            t0 = time.perf_counter()
+        loss, _ = trainer.train_step(model, opt, b, lr=1e-3, grad_clip=1.0, device="cpu", clip_params=list(net.parameters()))
+        if i >= warmup:
+            tokens += b[3]
+    return time.perf_counter() - t0, tokens, loss
+
+
+def hf_trainer(net, data, warmup: int, out: str) -> tuple[float, int, float]:
+    """The same steps through transformers.Trainer (its defaults; CPU, fp32, AdamW, grad clip 1.0)."""
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+
+    rows = [{"input_ids": torch.from_numpy(ids[r]), "labels": torch.from_numpy(lab[r]), "position_ids": torch.from_numpy(pos[r])}
+            for ids, lab, pos, _ in data for r in range(ids.shape[0])]
+    real = [b[3] for b in data]
+    marks = {}
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kw):
+            if state.global_step == warmup:
+                marks["t0"] = time.perf_counter()
+
+        def on_train_end(self, args, state, control, **kw):
+            marks["t1"] = time.perf_counter()
+
+    args = TrainingArguments(output_dir=out, per_device_train_batch_size=BATCH, max_steps=len(data), learning_rate=1e-3,
+                             weight_decay=0.1, adam_beta2=0.95, max_grad_norm=1.0, lr_scheduler_type="cosine",
+                             logging_steps=10_000, save_strategy="no", report_to=[], use_cpu=True, seed=0,
+                             dataloader_drop_last=True, disable_tqdm=True)
+
+    def collate(items):
+        return {k: torch.stack([it[k] for it in items]) for k in items[0]}
+
+    t = Trainer(model=net, args=args, train_dataset=rows, data_collator=collate)
+    t.train_dataset = rows
+    t._get_train_sampler = lambda *a, **k: torch.utils.data.SequentialSampler(rows)  # same order as ours
+    state = t.train()
+    return marks["t1"] - marks["t0"], sum(real[warmup:]), float(state.training_loss)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sizes", nargs="+", default=list(SIZES), choices=list(SIZES))
+    ap.add_argument("--steps", type=int, default=60, help="timed steps per loop (after --warmup)")
+    ap.add_argument("--warmup", type=int, default=5)
+    ap.add_argument("--compile", action="store_true", help="also time this project's loop with torch.compile")
+    args = ap.parse_args()
+    peak = trainer.measure_matmul_peak(1.0)
+    print(f"fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    with tempfile.TemporaryDirectory() as tmp:
+        import yaml
+
+        from benchmark.prepare import prepare
+
+        raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
+        raw["tokenizer"]["vocab_size"] = VOCAB
+        p = params_mod.parse(raw)
+        prepare(p, Path(tmp) / "data")
+        data, c = batches(args.warmup + args.steps, Path(tmp) / "data", p)
+        vocab = c.tokenizer.get_vocab_size()
+        head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'last loss':>9}"
+        print(head)
+        print("-" * len(head))
+        for name in args.sizes:
+            d, L, h = SIZES[name]
+            n = model_mod.count_params(d_model=d, n_layers=L, vocab_size=vocab).total
+            per_tok = model_mod.flops_with_attention(n_params=n, tokens=1, n_layers=L, d_model=d, seq_len=SEQ_LEN)
+            results = {}
+            loops = [("this project", lambda net: ours(net, data, args.warmup, False)),
+                     ("hf Trainer", lambda net: hf_trainer(net, data, args.warmup, str(Path(tmp) / "trainer")))]
+            if args.compile:
+                loops.insert(1, ("this + compile", lambda net: ours(net, data, args.warmup, True)))
+            for label, fn in loops:
+                secs, toks, loss = fn(build(d, L, h, vocab))
+                tps = toks / secs
+                results[label] = tps
+                print(f"{name:>5} {n / 1e6:>7.2f}M {label:<14} {tps:>8.0f} {tps * per_tok / 1e9:>8.1f} "
+                      f"{tps * per_tok / peak:>6.1%} {loss:>9.4f}")
+            base = results["hf Trainer"]
+            print("      ratio vs Trainer: " + ", ".join(f"{k} {v / base:.2f}x" for k, v in results.items() if k != "hf Trainer"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,64 @@
+"""Classification: a short review -> 'positive' or 'negative', where the label needs composition.
+
+The words alone do not decide the label: negation flips it, "but" hands the verdict to the second
+clause, and "i doubt that" / "it is not true that" flip a whole clause. Difficulty levels:
+1 = one clause with a polar adjective; 2 = the clause may be negated; 3 = two clauses joined by
+"but" (the second decides) or "and" (both agree), or a clause-level negation ("i doubt that ...")
+around a level-2 clause; 4 = three or five verdicts separated by semicolons, each possibly negated:
+the majority decides (counting under negation). Labels are balanced by construction.
+"""
+from __future__ import annotations
+
+import random
+
+LEVELS = 4
+
+POSITIVE = ["good", "great", "fine", "lovely", "superb", "pleasant", "excellent", "fresh", "tasty",
+            "friendly", "charming", "brilliant", "warm", "clean", "perfect", "nice"]
+NEGATIVE = ["bad", "awful", "poor", "boring", "terrible", "rude", "stale", "dirty", "bland",
+            "horrible", "dull", "noisy", "cold", "slow", "weak", "nasty"]
+ITEMS = ["food", "service", "room", "movie", "music", "staff", "view", "coffee", "book", "show",
+         "hotel", "meal", "trip", "game", "play", "lesson"]
+INTENSIFIERS = ["", "", "very ", "really ", "quite ", "truly "]
+COPULA = {("present", False): "is", ("past", False): "was", ("present", True): "is not", ("past", True): "was not"}
+OUTER = ["i doubt that", "it is not true that", "nobody would say that", "i do not think that"]
+LABELS = ("negative", "positive")
+
+
+def _clause(rng: random.Random, polarity: bool, may_negate: bool) -> str:
+    """A clause whose meaning has the given polarity (True = positive)."""
+    negated = may_negate and rng.random() < 0.5
+    word_positive = polarity != negated
+    adj = rng.choice(POSITIVE if word_positive else NEGATIVE)
+    tense = rng.choice(["present", "past"])
+    return f"the {rng.choice(ITEMS)} {COPULA[(tense, negated)]} {rng.choice(INTENSIFIERS)}{adj}"
+
+
+def _majority(rng: random.Random, polarity: bool) -> str:
+    """Three or five verdicts, a majority of which have the given polarity (as narrow as it gets,
+    most of the time), in random order."""
+    n = rng.choice([3, 5])
+    n_with = rng.choice([n // 2 + 1] * 3 + [n // 2 + 2])
+    verdicts = [polarity] * n_with + [not polarity] * (n - n_with)
+    rng.shuffle(verdicts)
+    return "; ".join(_clause(rng, v, True) for v in verdicts)
+
+
+def generate(rng: random.Random, level: int, index: int = 0) -> dict:
+    """One (review, label) pair at a difficulty level in 1..LEVELS; the label alternates with index."""
+    polarity = index % 2 == 1
+    if level == 1:
+        text = _clause(rng, polarity, False)
+    elif level == 2:
+        text = _clause(rng, polarity, True)
+    elif level == 3:
+        u = rng.random()
+        if u < 0.4:  # contrast: the second clause decides
+            text = f"{_clause(rng, not polarity, True)} but {_clause(rng, polarity, True)}"
+        elif u < 0.7:
+            text = f"{_clause(rng, polarity, True)} and {_clause(rng, polarity, True)}"
+        else:  # a negation around the whole clause flips it
+            text = f"{rng.choice(OUTER)} {_clause(rng, not polarity, True)}"
+    else:
+        text = _majority(rng, polarity)
+    return {"input": text + ".", "target": LABELS[polarity]}

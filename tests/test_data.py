@@ -1,0 +1,69 @@
+"""Packing: whole examples per row, loss only on targets, positions restart, and exact resumption."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from benchmark import corpus, params
+from benchmark.data import IGNORE, Packer, StreamState, TrainStream
+from benchmark.tokenizer import encoder
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    import yaml
+
+    from benchmark.prepare import prepare
+    from tests_paths import TINY
+
+    p = params.parse(yaml.safe_load(TINY.read_text()))
+    out = tmp_path_factory.mktemp("data")
+    prepare(p, out)
+    return p, corpus.load(out)
+
+
+def _packer(p, c, state=None):
+    sources = corpus.training_sources(p.data.tasks, p.data.seed, 0, c.root)
+    stream = TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=11)
+    return Packer(stream, encoder(c.tokenizer), c.vocab, p.model.seq_len, state=state)
+
+
+def test_rows_hold_whole_examples_with_target_only_labels(prepared):
+    p, c = prepared
+    pk = _packer(p, c)
+    for _ in range(20):
+        ids, labels, pos, n = pk.next_row()
+        assert n <= p.model.seq_len and (ids[n:] == c.vocab.pad).all()
+        starts = np.flatnonzero(pos[:n] == 0)
+        assert (ids[starts] == c.vocab.bos).all()  # every example opens with <s> at position 0
+        for a, b in zip(starts, list(starts[1:]) + [n]):
+            ex, lab = ids[a:b], labels[a:b]
+            sep = int(np.flatnonzero(ex == c.vocab.sep)[0])
+            assert (lab[:sep + 1] == IGNORE).all()  # prompt carries no loss
+            assert (lab[sep + 1:] == ex[sep + 1:]).all() and ex[-1] == c.vocab.eos
+            assert (pos[a:b] == np.arange(b - a)).all()
+        assert (labels[n:] == IGNORE).all()
+
+
+def test_task_mix_follows_the_weights(prepared):
+    p, c = prepared
+    pk = _packer(p, c)
+    pairs = pk.stream.take(StreamState(), 3000)
+    share = sum(t == "classification" for t, _ in pairs) / len(pairs)
+    assert abs(share - 0.5) < 0.04  # weights 1 : 1 : 2 in the tiny config
+
+
+def test_resuming_from_a_state_gives_the_same_rows(prepared):
+    p, c = prepared
+    a = _packer(p, c)
+    first = [a.next_batch(3) for _ in range(4)]
+    state = a.state_dict()
+    rest = [a.next_batch(3) for _ in range(4)]
+    b = _packer(p, c)
+    b.load_state_dict(state)
+    again = [b.next_batch(3) for _ in range(4)]
+    for x, y in zip(rest, again):
+        for u, v in zip(x[:3], y[:3]):
+            assert (u == v).all()
+        assert x[3] == y[3]
+    assert not all((x[0] == y[0]).all() for x, y in zip(first, rest))

@@ -1,0 +1,69 @@
+"""Params are checked before any compute; every error is one line that names the key."""
+from __future__ import annotations
+
+import copy
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from benchmark import grid, params
+
+
+def test_default_and_tiny_and_gpu_params_parse(root):
+    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml"):
+        p = params.load(root / name)
+        assert p.runs, name
+
+
+def test_default_grid_spans_the_required_ranges(root):
+    p = params.load(root / "params.yaml")
+    points = grid.points(p)
+    nonemb = sorted({q.n_params_nonembedding for q in points})
+    tokens = sorted({q.tokens for q in points})
+    assert len(nonemb) >= 4 and nonemb[-1] / nonemb[0] >= 10
+    assert len(tokens) >= 3 and tokens[-1] / tokens[0] >= 4
+
+
+@pytest.mark.parametrize("mutate, key", [
+    (lambda r: r["runs"]["a-4k"].update(size="huge"), "runs.a-4k.size"),
+    (lambda r: r["runs"]["a-4k"].update(tokens=-5), "runs.a-4k.tokens"),
+    (lambda r: r["data"]["tasks"].update(poetry={"kind": "poetry", "generator": "translation"}), "data.tasks.poetry.kind"),
+    (lambda r: r["data"]["tasks"]["translation"].update(generator="sonnets"), "data.tasks.translation.generator"),
+    (lambda r: r["train"].pop("beta1"), "train.beta1"),
+    (lambda r: r.pop("evaluate"), "evaluate"),
+    (lambda r: r["model"]["sizes"]["a"].update(n_heads=5), "model.sizes.a.n_heads"),
+    (lambda r: r["model"]["sizes"]["a"].update(d_model="wide"), "model.sizes.a.d_model"),
+    (lambda r: r["train"].update(warmup=0.1), "train.warmup"),
+    (lambda r: r["runs"].update({"bad id!": {"size": "a", "tokens": 10}}), "runs.bad id!"),
+])
+def test_invalid_params_name_the_key(tiny_raw, mutate, key):
+    raw = copy.deepcopy(tiny_raw)
+    mutate(raw)
+    with pytest.raises(params.ParamsError) as e:
+        params.parse(raw)
+    msg = str(e.value)
+    assert msg.startswith(key + ":") or msg.startswith(key + " "), msg
+    assert "\n" not in msg
+
+
+def test_cli_stops_with_one_line_before_training(tmp_path, tiny_raw, root):
+    raw = copy.deepcopy(tiny_raw)
+    raw["runs"]["a-4k"]["size"] = "huge"
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    for cmd in (["plan", "--no-time"], ["prepare", "--out", str(tmp_path / "data")], ["train", "a-4k"]):
+        r = subprocess.run([sys.executable, "-m", "benchmark", *cmd, "--params", str(path)], cwd=root,
+                           capture_output=True, text=True)
+        assert r.returncode == 2, (cmd, r.stderr)
+        assert r.stderr.strip().splitlines() == ["error: runs.a-4k.size: invalid value 'huge' (unknown size; known: a, b)"]
+    assert not (tmp_path / "data").exists()
+
+
+def test_plan_prints_every_run(root):
+    r = subprocess.run([sys.executable, "-m", "benchmark", "plan", "--params", "configs/tiny.yaml"], cwd=root,
+                       capture_output=True, text=True, check=True)
+    for run_id in ("a-4k", "a-8k", "b-4k", "b-8k"):
+        assert run_id in r.stdout
+    assert "estimated wall time" in r.stdout

@@ -1,0 +1,137 @@
+"""End to end: `dvc repro` on the tiny grid in a temporary copy of the repository.
+
+Checks the DuckDB tables, the Hugging Face dataset folder, that a second repro is a no-op, that
+editing one grid point re-runs only that point, and that a diverged run is kept but not fitted.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests_paths import ROOT, TINY
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+
+
+def _git(cwd, *args):
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout
+
+
+def _dvc(cwd, *args) -> str:
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
+           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    r = subprocess.run([str(BIN / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    return r.stdout
+
+
+def _stages_run(out: str) -> set[str]:
+    return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory) -> Path:
+    """A fresh copy of the tracked (and untracked, not ignored) files with params.yaml := configs/tiny.yaml."""
+    dst = tmp_path_factory.mktemp("repo")
+    files = _git(ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z").split("\0")
+    for f in filter(None, files):
+        src = ROOT / f
+        if src.is_file():
+            (dst / f).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src, dst / f)
+    shutil.copy(TINY, dst / "params.yaml")
+    _git(dst, "init", "-q")
+    _git(dst, "add", "-A")
+    _git(dst, "commit", "-qm", "copy")
+    out = _dvc(dst, "repro")
+    assert {"prepare", "train@a-4k", "evaluate@b-8k", "score@b-4k", "collect", "fit", "report"} <= _stages_run(out)
+    return dst
+
+
+def test_duckdb_holds_one_row_per_grid_point_and_every_metric(repo):
+    import duckdb
+
+    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
+    runs = con.execute("SELECT run_id, status, n_params, n_params_embedding + n_params_nonembedding, tokens, flops, "
+                       "git_sha, data_revision, package_versions FROM runs WHERE source = 'local' ORDER BY run_id").fetchall()
+    assert [r[0] for r in runs] == ["a-4k", "a-8k", "b-4k", "b-8k"]
+    for run_id, status, n, n_sum, tokens, flops, sha, rev, versions in runs:
+        assert status == "completed" and n == n_sum and flops == 6 * n * tokens
+        assert sha and rev and "torch" in json.loads(versions)
+    names = set(con.execute("SELECT DISTINCT task || '/' || metric FROM metrics").fetchall())
+    want = {"all/val_loss", "translation/val_loss", "translation/bleu", "summarization/rouge1", "summarization/rouge2",
+            "summarization/rougeL", "summarization/rougeLsum", "classification/accuracy"}
+    assert want <= {n[0] for n in names}
+    per_run = con.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall()
+    assert len(per_run) == 4 and len({c for _, c in per_run}) == 1
+    assert con.execute("SELECT count(*) FROM fits WHERE law = 'chinchilla' AND parameter = 'alpha'").fetchone()[0] >= 1
+
+
+def test_leaderboard_loads_with_datasets(repo):
+    import datasets
+
+    for config, n in (("runs", 4), ("metrics", None), ("fits", None)):
+        ds = datasets.load_dataset(str(repo / "leaderboard"), config, split="train")
+        assert len(ds) > 0 and (n is None or len(ds) == n), config
+    assert set(datasets.load_dataset(str(repo / "leaderboard"), "runs", split="train")["run_id"]) == {"a-4k", "a-8k", "b-4k", "b-8k"}
+
+
+def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_path):
+    import duckdb
+    import pyarrow.parquet as pq
+
+    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
+    for run_id in ("a-4k", "b-8k"):
+        preds = [r for r in pq.read_table(repo / "runs" / run_id / "predictions.parquet").to_pylist() if r["task"] == "translation"]
+        (tmp_path / "ref").write_text("".join(r["reference"] + "\n" for r in preds))
+        (tmp_path / "hyp").write_text("".join(r["prediction"] + "\n" for r in preds))
+        cli = subprocess.run([str(BIN / "sacrebleu"), str(tmp_path / "ref"), "-i", str(tmp_path / "hyp"), "-b", "-w", "4"],
+                             capture_output=True, text=True, check=True).stdout
+        ours = con.execute("SELECT value FROM metrics WHERE run_id = ? AND metric = 'bleu'", [run_id]).fetchone()[0]
+        assert abs(ours - float(cli)) <= 0.01
+
+
+def test_report_writes_figures_tables_and_card(repo):
+    lb = repo / "leaderboard"
+    for stem in ("loss_vs_compute", "downstream"):
+        assert (lb / "figures" / f"{stem}.png").stat().st_size > 1000
+        assert (lb / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
+    assert r"\toprule" in (lb / "tables" / "fits.tex").read_text()
+    assert "| a-4k |" in (lb / "README.md").read_text()
+
+
+def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_kept(repo):
+    out = _dvc(repo, "repro")
+    assert _stages_run(out) == set()
+    assert "up to date" in out.lower()
+
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["runs"]["b-8k"]["tokens"] = 9000  # one grid point changes
+    raw["model"]["sizes"]["boom"] = {"d_model": 16, "n_layers": 1, "n_heads": 1, "lr": 50.0, "batch_size": 4}
+    raw["runs"]["boom-8k"] = {"size": "boom", "tokens": 8000}  # and a run that must diverge joins
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    ran = _stages_run(_dvc(repo, "repro"))
+    per_point = {s for s in ran if "@" in s}
+    assert per_point == {f"{stage}@{rid}" for stage in ("train", "evaluate", "score") for rid in ("b-8k", "boom-8k")}
+    assert {"collect", "fit", "report"} <= ran and "prepare" not in ran
+
+    import duckdb
+
+    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
+    rows = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    assert rows == {"a-4k": "completed", "a-8k": "completed", "b-4k": "completed", "b-8k": "completed", "boom-8k": "diverged"}
+    step = con.execute("SELECT diverged_step, steps FROM runs WHERE run_id = 'boom-8k'").fetchone()
+    assert step[0] is not None and step[0] == step[1]
+    assert con.execute("SELECT tokens FROM runs WHERE run_id = 'b-8k'").fetchone()[0] >= 9000
+    fits = json.loads((repo / "leaderboard" / "fits.json").read_text())
+    chin = next(f for f in fits if f["law"] == "chinchilla" and f["target"] == "val_loss/all")
+    assert chin["n_points"] == 4  # the diverged run is not fitted

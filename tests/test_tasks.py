@@ -1,0 +1,90 @@
+"""The generated task suite: deterministic, graded, balanced, and held-out splits disjoint from training."""
+from __future__ import annotations
+
+import collections
+
+import pytest
+
+from benchmark import corpus, params
+from benchmark.tasks import LEVELS, example_id, generated_example, generated_split, translation
+
+
+@pytest.mark.parametrize("gen", ["translation", "summarization", "classification"])
+def test_examples_are_a_pure_function_of_seed_split_and_index(gen):
+    a = [generated_example(gen, 3, "validation", i) for i in range(20)]
+    b = [generated_example(gen, 3, "validation", i) for i in range(20)]
+    c = [generated_example(gen, 4, "validation", i) for i in range(20)]
+    assert a == b
+    assert a != c
+    assert {e["difficulty"] for e in a} == set(range(1, LEVELS[gen] + 1))
+
+
+@pytest.mark.parametrize("gen", ["translation", "summarization", "classification"])
+def test_harder_levels_are_longer_or_more_composed(gen):
+    ex = generated_split(gen, 1, "validation", 400)
+    mean_len = {lvl: sum(len(e["input"].split()) for e in ex if e["difficulty"] == lvl) / 100 for lvl in (1, 4)}
+    assert mean_len[4] > 1.5 * mean_len[1]
+
+
+def test_classification_labels_are_balanced():
+    ex = generated_split("classification", 1, "test", 200)
+    counts = collections.Counter(e["target"] for e in ex)
+    assert abs(counts["positive"] - counts["negative"]) <= 4, counts
+
+
+def test_translation_lexicon_agreement_and_word_order():
+    """Level 1 is 'det noun verb.': the target is 'noun [na] verb+suffix.' with the verb agreeing."""
+    lex, nouns = translation.LEXICON, dict(translation.NOUNS)
+    past = {forms[2]: lemma for lemma, forms in translation.INTRANSITIVE.items()}
+    present = {forms[0]: lemma for lemma, forms in translation.INTRANSITIVE.items()}
+    checked = 0
+    for i in range(0, 400, 4):
+        e = generated_example("translation", 5, "train", i)
+        det, noun, verb = e["input"].rstrip(".").split()
+        tgt = e["target"].rstrip(".").split()
+        assert noun in nouns and tgt[0] == lex[noun]
+        assert (tgt[1] == translation.DEFINITE) == (det == "the")
+        tense = "past" if verb in past else "present"
+        lemma = past.get(verb) or present[verb]
+        assert tgt[-1] == lex[lemma] + translation.VERB_SUFFIX[(tense, 3, "sg")]  # verb last, 3sg agreement
+        checked += 1
+    assert checked == 100
+    # plural subjects take the plural noun suffix and plural verb agreement
+    plural = [generated_example("translation", 5, "train", i) for i in range(1, 400, 4)]
+    plural = [e for e in plural if e["input"].split()[1] in {pl for _, pl in translation.NOUNS} and len(e["input"].split()) == 3]
+    assert plural
+    for e in plural:
+        tgt = e["target"].rstrip(".").split()
+        assert tgt[0].endswith(translation.NOUN_PLURAL)
+        assert tgt[-1][-2:] in ("to", "tu")
+
+
+def test_summary_keeps_only_the_protagonists_facts():
+    for i in range(3, 200, 4):  # level 4
+        e = generated_example("summarization", 9, "test", i)
+        hero = e["input"].split()[0]
+        assert e["target"].startswith(hero + " ")
+        for sent in e["input"].split(". "):
+            if sent.startswith(hero + " ") and "visited " + hero not in sent:
+                pred = sent[len(hero) + 1:].rstrip(".")
+                assert pred in e["target"], (sent, e["target"])
+
+
+def test_validation_and_test_never_appear_in_the_training_stream(tmp_path, tiny_raw):
+    from benchmark.prepare import prepare
+
+    p = params.parse(tiny_raw)
+    prepare(p, tmp_path)
+    for task in p.data.tasks:
+        held = {example_id(e) for s in ("validation", "test") for e in corpus.Corpus.split(
+            corpus.load(tmp_path), task.name, s)}
+        val = {example_id(e) for e in corpus.load(tmp_path).split(task.name, "validation")}
+        test = {example_id(e) for e in corpus.load(tmp_path).split(task.name, "test")}
+        assert not val & test
+        source = corpus.training_sources([task], p.data.seed, 0, tmp_path)[task.name]
+        train_ids = [example_id(source(j)) for j in range(3000)]
+        assert not held & set(train_ids)
+        # the raw stream does contain held-out examples (easy levels repeat): the filter is doing work
+        raw = {example_id(generated_example(task.generator, p.data.seed, "train-0", j)) for j in range(3000)}
+        if task.name == "translation":
+            assert raw & held

@@ -1,0 +1,110 @@
+"""Training: bit-identical reruns, exact resumption after SIGKILL, and DDP matching one process."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests_paths import ROOT, TINY
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A prepared tiny data folder and a params file with one longer run for kill/resume."""
+    d = tmp_path_factory.mktemp("train")
+    raw = yaml.safe_load(TINY.read_text())
+    raw["runs"]["long"] = {"size": "a", "tokens": 150_000}
+    raw["train"]["checkpoint_every"] = 20
+    (d / "params.yaml").write_text(yaml.safe_dump(raw))
+    _run(["prepare", "--params", str(d / "params.yaml"), "--out", str(d / "data")])
+    return d
+
+
+def _env():
+    return {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PYTHONPATH": str(ROOT)}
+
+
+def _run(args, **kw):
+    return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=ROOT, env=_env(), check=True,
+                          capture_output=True, text=True, **kw)
+
+
+def _train(d: Path, run_id: str, out: Path, *extra):
+    return _run(["train", run_id, "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--out", str(out), *extra])
+
+
+def _losses(out: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+
+
+def _weights(out: Path) -> dict:
+    from safetensors.torch import load_file
+
+    return load_file(str(out / "model" / "model.safetensors"))
+
+
+def _same_weights(a: dict, b: dict) -> bool:
+    import torch
+
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_same_config_twice_gives_bit_identical_losses_weights_and_val_loss(workdir):
+    outs = [workdir / "twice" / str(i) for i in range(2)]
+    for out in outs:
+        _train(workdir, "b-8k", out, "--no-resume")
+        _run(["evaluate", "b-8k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--run-dir", str(out)])
+    assert _losses(outs[0]) == _losses(outs[1]) and len(_losses(outs[0])) > 10
+    assert _same_weights(_weights(outs[0]), _weights(outs[1]))
+    vals = [json.loads((o / "eval.json").read_text()) for o in outs]
+    assert [r["value"] for r in vals[0]] == [r["value"] for r in vals[1]]  # exact, not approximate
+    rec = json.loads((outs[0] / "train.json").read_text())
+    assert rec["status"] == "completed" and rec["tokens"] >= 8000 and not (outs[0] / "checkpoints").exists()
+
+
+def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir):
+    ref = workdir / "ref"
+    _train(workdir, "long", ref, "--no-resume")
+    out = workdir / "killed"
+    cmd = [sys.executable, "-m", "benchmark", "train", "long", "--params", str(workdir / "params.yaml"),
+           "--data", str(workdir / "data"), "--out", str(out), "--no-resume"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    log = out / "train_log.jsonl"
+    deadline = time.time() + 120
+    while time.time() < deadline:  # kill once two checkpoints exist, i.e. in the middle of the run
+        if len(list((out / "checkpoints").glob("step_*"))) >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = len(log.read_text().splitlines())
+    assert not (out / "train.json").exists(), "the run finished before it could be killed"
+    assert 0 < killed_at < len(_losses(ref))
+    r = _train(workdir, "long", out)  # resumes from the last checkpoint
+    assert "resuming long from step" in r.stderr
+    assert _losses(out) == _losses(ref)
+    assert _same_weights(_weights(out), _weights(ref))
+    assert not (out / "checkpoints").exists()  # only the final weights remain
+
+
+def test_torchrun_ddp_matches_one_process(workdir):
+    single, ddp = workdir / "single", workdir / "ddp"
+    _train(workdir, "b-8k", single, "--no-resume")
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "benchmark", "train", "b-8k",
+                    "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--out", str(ddp), "--no-resume"],
+                   cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, text=True)
+    a, b = _losses(single), _losses(ddp)
+    assert len(a) == len(b) > 10
+    for step, (x, y) in enumerate(zip(a, b), 1):
+        assert abs(x - y) <= 1e-4 * abs(x), (step, x, y)
+    rec = json.loads((ddp / "train.json").read_text())
+    assert rec["world_size"] == 2 and rec["tokens"] == json.loads((single / "train.json").read_text())["tokens"]
