@@ -73,6 +73,10 @@ def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, 
                 ax.fill_between(grid, lo, hi, color=st["color"], alpha=0.15, linewidth=0)
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel("training compute C = 6ND (FLOP)")
     ax.set_ylabel("validation loss (nats / target token)")
     title = "Validation loss vs compute"
@@ -102,14 +106,15 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
             c2, c1, c0 = np.polyfit(np.log(N), L, 2)
             g = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
             ax.plot(g, c0 + c1 * np.log(g) + c2 * np.log(g) ** 2, color=style["color"], linestyle=style["linestyle"], linewidth=1)
-            if c2 > 0:
-                n_opt = math.exp(-c1 / (2 * c2))
+            n_opt = math.exp(-c1 / (2 * c2)) if c2 > 0 else None
+            if n_opt is not None and N.min() <= n_opt <= N.max():  # an interior minimum only
                 ax.plot([n_opt], [c0 + c1 * math.log(n_opt) + c2 * math.log(n_opt) ** 2], marker="*", markersize=11,
                         color=style["color"], markeredgecolor="k", linestyle="none")
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss (nats / target token)")
-    ax.set_title("IsoFLOP profiles (stars: fitted minima)", fontsize=9)
+    ax.set_title("IsoFLOP profiles (stars: fitted minima inside the sampled N)" if budgets
+                 else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig
 
@@ -147,35 +152,54 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
     return fig
 
 
+def _published(published: list[dict], name: str) -> list[tuple[str, float]]:
+    """(label, value) of published values of alpha, beta (chinchilla form) or the allocation a."""
+    out = []
+    for row in published:
+        if name in ("alpha", "beta") and row["law"] == "chinchilla" and row["parameter"] == name:
+            out.append((row["source"], row["estimate"]))
+        elif name == "a" and row["parameter"] == "a":
+            out.append((f"{row['source']} ({row['law']})", row["estimate"]))
+        elif name == "a" and row["law"] == "compute_optimal_tokens" and row["parameter"] == "alpha":
+            out.append((f"{row['source']} (1 - D_opt exp.)", 1.0 - row["estimate"]))  # D_opt ~ C^alpha => N_opt ~ C^(1-alpha)
+    return out
+
+
 def literature(ours: list[tuple[str, dict]], published: list[dict]):
-    """alpha, beta and the allocation exponent a of our fits (95 % bootstrap intervals) beside published values."""
+    """alpha, beta and the allocation exponent a of our fits (95 % bootstrap intervals, filled) beside
+    published values (hollow squares)."""
     plt = _plt()
     names = ["alpha", "beta", "a"]
-    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.0))
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
     for ax, name in zip(axes, names):
-        labels, vals, errs = [], [], []
+        labels, vals, lo, hi = [], [], [], []
         for label, f in ours:
             est = f["params"].get(name, (f.get("allocation") or {}).get(name))
             if est is None:
                 continue
-            lo, hi = (f["ci95"].get(name) or [None, None])
+            ci = f["ci95"].get(name) or [est, est]
             labels.append(label)
             vals.append(est)
-            errs.append((est - lo, hi - est) if lo is not None and hi is not None else (0, 0))
-        for row in published:
-            if row["parameter"] == name:
-                labels.append(row["source"])
-                vals.append(row["estimate"])
-                errs.append((0, 0))
+            lo.append(min(est, ci[0] if ci[0] is not None else est))
+            hi.append(max(est, ci[1] if ci[1] is not None else est))
+        n_ours = len(labels)
+        pubs = _published(published, name)
+        labels += [p[0] for p in pubs]
+        vals += [p[1] for p in pubs]
         y = np.arange(len(labels))
-        e = np.array(errs).T if errs else None
-        ours_n = sum(1 for lab in labels if lab.startswith("this grid"))
-        ax.errorbar(vals[:ours_n], y[:ours_n], xerr=e[:, :ours_n] if e is not None else None, fmt="o", color="k", capsize=3)
-        ax.plot(vals[ours_n:], y[ours_n:], linestyle="none", marker="s", markerfacecolor="white", markeredgecolor="k")
+        if n_ours:
+            v = np.array(vals[:n_ours])
+            ax.errorbar(v, y[:n_ours], xerr=[v - np.array(lo), np.array(hi) - v], fmt="o", color="k", capsize=3)
+        ax.plot(vals[n_ours:], y[n_ours:], linestyle="none", marker="s", markerfacecolor="white", markeredgecolor="k")
+        span = vals + [x for x in lo + hi if x is not None]
+        if span:  # a degenerate interval (e.g. alpha up to 27 on a tiny grid) must not squash the published values
+            ref = max(vals) if vals else 1.0
+            ax.set_xlim(0, min(max(span), 2.5 * ref) * 1.1)
         ax.set_yticks(y)
         ax.set_yticklabels(labels, fontsize=7)
         ax.set_xlabel(name)
         ax.set_title({"a": "allocation a (N_opt ∝ C^a)"}.get(name, name), fontsize=9)
+    fig.suptitle("This grid (filled, 95 % bootstrap interval) against published values (hollow)", fontsize=9)
     return fig
 
 

@@ -38,6 +38,8 @@ SETTINGS = {
     "budget_tolerance": (0.15, lambda v: _num(v) and 0 <= v < 1, "a relative tolerance in [0, 1)"),
     "bootstrap_starts": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
     "allocation_flops": (None, lambda v: v is None or (_num(v) and v > 0), "a positive number of FLOPs or null"),
+    "downstream_metrics": (["bleu", "rougeL", "accuracy"], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+                           "a list of metric names (the downstream targets to fit)"),
 }
 
 
@@ -82,7 +84,8 @@ def fit_settings(s: dict, downstream: bool = False) -> FitSettings:
                        allocation_flops=s["allocation_flops"])
 
 
-def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None) -> dict[str, Points]:
+def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
+                 downstream: list[str] | None = None) -> dict[str, Points]:
     """'<metric>/<task>' -> Points over completed runs (y = metric value; L = the task's val_loss, if any).
 
     Reads the DuckDB tables runs and metrics; where the database has no runs of `source` (a DVC
@@ -97,6 +100,8 @@ def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None) -
              WHERE m.source = ? AND r.status = 'completed' ORDER BY m.metric, m.task, r.flops, r.run_id"""
     by_target: dict[str, list] = {}
     for metric, task, run_id, n, d, c, v in con.execute(sql, [source]).fetchall():
+        if metric != LOSS_METRIC and downstream is not None and metric not in downstream:
+            continue
         by_target.setdefault(f"{metric}/{task}", []).append((run_id, n, d, c, math.nan if v is None else v))
     loss = {t.split("/", 1)[1]: {r[0]: r[4] for r in rows} for t, rows in by_target.items() if t.startswith(LOSS_METRIC + "/")}
     out = {}
@@ -191,7 +196,7 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
     Path(db_path).parent.mkdir(parents=True, exist_ok=True)
     con = db.connect(str(db_path))
     try:
-        targets = load_targets(con, source, data_dir)
+        targets = load_targets(con, source, data_dir, downstream=s["downstream_metrics"])
         results, skipped = [], []
         for target, pts in sorted(targets.items()):
             t0 = time.perf_counter()

@@ -19,7 +19,7 @@ from benchmark.publish import CommandError
 CHINCHILLA_COLUMNS = ("Model Size", "Training FLOP", "loss")
 CHINCHILLA_SIGNATURE = (
     "Final validation loss (nats/token) of Hoffmann et al. 2022, Fig. 4, digitised from the figure by "
-    "Besiroglu et al. 2024 (Epoch AI, analyzing-chinchilla/data/svg_extracted_data.csv); evaluation size unknown (n=0)"
+    "Besiroglu et al. 2024 (Epoch AI, analyzing-chinchilla/data/svg_extracted_data.csv); evaluation size unknown (n is null)"
 )
 
 
@@ -52,7 +52,7 @@ def chinchilla_rows(records: list[dict[str, str]], source: str) -> tuple[list[di
                      "schema_version": schema.SCHEMA_VERSION})
         # n (examples behind the value) is not published; the schema requires it, 0 stands for unknown.
         metrics.append({"source": source, "run_id": run_id, "task": "all", "metric": "val_loss", "value": loss,
-                        "stderr": None, "n": 0, "signature": CHINCHILLA_SIGNATURE})
+                        "stderr": None, "n": None, "signature": CHINCHILLA_SIGNATURE})
     return runs, metrics
 
 

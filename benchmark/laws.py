@@ -67,7 +67,8 @@ def chinchilla_allocation(C, *, A: float, B: float, alpha: float, beta: float) -
     G = (alpha A / (beta B))^(1/(alpha+beta))."""
     a = beta / (alpha + beta)
     b = alpha / (alpha + beta)
-    G = np.power(alpha * A / (beta * B), 1.0 / (alpha + beta))
+    with np.errstate(invalid="ignore", over="ignore", divide="ignore"):  # degenerate bootstrap draws give NaN
+        G = np.power(alpha * A / (beta * B), 1.0 / (alpha + beta))
     c6 = np.asarray(C, dtype=float) / FLOPS_PER_PARAM_TOKEN
     return {"a": a, "b": b, "N_opt": G * np.power(c6, a), "D_opt": np.power(c6, b) / G}
 

@@ -1,15 +1,12 @@
 """DVC stage `report`: the leaderboard table, figures (PNG + PDF), a LaTeX table of fits, and the dataset card.
 
 Reads the exported parquet files and fits.json; writes `leaderboard/README.md` (the Hugging Face
-dataset card, with the leaderboard and figures embedded), `leaderboard/figures/*.{png,pdf}`,
-`leaderboard/tables/{leaderboard.md,fits.tex}` and the CSV behind `dvc plots`.
+dataset card, with the leaderboard and figures embedded), `leaderboard/figures/*.{png,pdf}` (the
+PNGs are also the `dvc plots`) and `leaderboard/tables/{leaderboard.md,fits.tex}`.
 """
 from __future__ import annotations
 
 import argparse
-import csv
-import io as _io
-import json
 import sys
 from pathlib import Path
 
@@ -101,15 +98,16 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
     fig = figures.loss_vs_compute(done, loss, chin, draws.get(f"chinchilla|{LOSS_TARGET}"), cutoff,
                                   LAWS["chinchilla"].predict)
     written += figures.save(fig, out / "loss_vs_compute")
+    # IsoFLOP budgets straight from the runs (the approach2 fit may have found no interior minimum).
+    from benchmark.laws import group_budgets
+
     a2 = _find(fits, "approach2", LOSS_TARGET)
-    if a2 is not None:
-        ids_by_flops = sorted(done, key=lambda r: r["flops"])
-        budgets = []
-        for b in a2["method"].get("budgets", []):
-            tol = a2["method"].get("budget_tolerance", 0.15)
-            ids = [r["run_id"] for r in ids_by_flops if abs(r["flops"] / b["flops"] - 1) <= tol * 1.01]
-            budgets.append({"flops": b["flops"], "run_ids": ids})
-        written += figures.save(figures.isoflop(done, loss, budgets), out / "isoflop")
+    tol = (a2 or {}).get("method", {}).get("budget_tolerance", 0.15)
+    scored = [r for r in done if r["run_id"] in loss]
+    groups = group_budgets([r["flops"] for r in scored], tol) if scored else []
+    budgets = [{"flops": float(sum(scored[i]["flops"] for i in g) / len(g)), "run_ids": [scored[i]["run_id"] for i in g]}
+               for g in groups if len(g) >= 3]
+    written += figures.save(figures.isoflop(done, loss, budgets), out / "isoflop")
     values = {(r["run_id"], r["task"], r["metric"]): r["value"] for r in metrics}
     curves = {}
     for metric, task, _ in figures.DOWNSTREAM:
@@ -122,20 +120,8 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
     written += figures.save(figures.downstream(done, values, curves, cutoff), out / "downstream")
     ours = [(f"this grid ({f['target']})", f) for f in fits if f["law"] == "chinchilla" and f["target"] == LOSS_TARGET]
     ours += [("this grid (approach 2)", f) for f in fits if f["law"] == "approach2" and f["target"] == LOSS_TARGET]
-    if ours:
-        written += figures.save(figures.literature(ours, literature), out / "literature")
+    written += figures.save(figures.literature(ours, literature), out / "literature")
     return written
-
-
-def plots_csv(runs: list[dict], metrics: list[dict]) -> str:
-    loss = {r["run_id"]: r["value"] for r in metrics if r["metric"] == "val_loss" and r["task"] == "all"}
-    buf = _io.StringIO()
-    w = csv.writer(buf, lineterminator="\n")
-    w.writerow(["run_id", "model_size", "n_params", "tokens", "flops", "val_loss"])
-    for r in sorted(runs, key=lambda r: r["flops"]):
-        if r["run_id"] in loss:
-            w.writerow([r["run_id"], r["model_size"], r["n_params"], r["tokens"], f"{r['flops']:.6g}", f"{loss[r['run_id']]:.6f}"])
-    return buf.getvalue()
 
 
 def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path: Path | None = None) -> list[str]:
@@ -151,7 +137,6 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
     table = leaderboard_md(runs, metrics)
     io.write_text_atomic(out / "tables" / "leaderboard.md", table)
     io.write_text_atomic(out / "tables" / "fits.tex", fits_tex(fits, literature))
-    io.write_text_atomic(out / "plots" / "loss_vs_compute.csv", plots_csv(runs, metrics))
     sigs = {}
     for r in metrics:
         sigs.setdefault(r["metric"], r["signature"])

@@ -23,12 +23,17 @@ def _dist():
     return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
 
 
-def _device(choice: str, local_rank: int) -> str:
+def _device(choice: str, local_rank: int, world: int) -> str:
+    """cuda (the local rank's GPU under torchrun, else the first GPU no other run holds) or cpu."""
     import torch
 
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
             raise SystemExit("train.device: cuda requested but torch sees no CUDA device")
+        if world == 1 and torch.cuda.device_count() > 1:
+            from benchmark.devices import claim_gpu
+
+            local_rank = claim_gpu(torch.cuda.device_count())
         torch.cuda.set_device(local_rank)
         return "cuda"
     return "cpu"
@@ -60,7 +65,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
 
         backend = "nccl" if p.train.device != "cpu" and torch.cuda.is_available() else "gloo"
         tdist.init_process_group(backend)
-    device = _device(p.train.device, local_rank)
+    device = _device(p.train.device, local_rank, world)
     if p.train.threads:
         torch.set_num_threads(p.train.threads)
     if device == "cuda":

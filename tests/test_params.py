@@ -27,8 +27,8 @@ def test_default_grid_spans_the_required_ranges(root):
 
 
 @pytest.mark.parametrize("mutate, key", [
-    (lambda r: r["runs"]["a-4k"].update(size="huge"), "runs.a-4k.size"),
-    (lambda r: r["runs"]["a-4k"].update(tokens=-5), "runs.a-4k.tokens"),
+    (lambda r: r["runs"]["a-3k"].update(size="huge"), "runs.a-3k.size"),
+    (lambda r: r["runs"]["a-3k"].update(tokens=-5), "runs.a-3k.tokens"),
     (lambda r: r["data"]["tasks"].update(poetry={"kind": "poetry", "generator": "translation"}), "data.tasks.poetry.kind"),
     (lambda r: r["data"]["tasks"]["translation"].update(generator="sonnets"), "data.tasks.translation.generator"),
     (lambda r: r["train"].pop("beta1"), "train.beta1"),
@@ -50,20 +50,20 @@ def test_invalid_params_name_the_key(tiny_raw, mutate, key):
 
 def test_cli_stops_with_one_line_before_training(tmp_path, tiny_raw, root):
     raw = copy.deepcopy(tiny_raw)
-    raw["runs"]["a-4k"]["size"] = "huge"
+    raw["runs"]["a-3k"]["size"] = "huge"
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(raw))
-    for cmd in (["plan", "--no-time"], ["prepare", "--out", str(tmp_path / "data")], ["train", "a-4k"]):
+    for cmd in (["plan", "--no-time"], ["prepare", "--out", str(tmp_path / "data")], ["train", "a-3k"]):
         r = subprocess.run([sys.executable, "-m", "benchmark", *cmd, "--params", str(path)], cwd=root,
                            capture_output=True, text=True)
         assert r.returncode == 2, (cmd, r.stderr)
-        assert r.stderr.strip().splitlines() == ["error: runs.a-4k.size: invalid value 'huge' (unknown size; known: a, b)"]
+        assert r.stderr.strip().splitlines() == ["error: runs.a-3k.size: invalid value 'huge' (unknown size; known: a, b, c)"]
     assert not (tmp_path / "data").exists()
 
 
 def test_plan_prints_every_run(root):
     r = subprocess.run([sys.executable, "-m", "benchmark", "plan", "--params", "configs/tiny.yaml"], cwd=root,
                        capture_output=True, text=True, check=True)
-    for run_id in ("a-4k", "a-8k", "b-4k", "b-8k"):
+    for run_id in ("a-3k", "a-6k", "b-9k", "c-9k"):
         assert run_id in r.stdout
     assert "estimated wall time" in r.stdout

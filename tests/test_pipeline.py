@@ -19,6 +19,7 @@ from tests_paths import ROOT, TINY
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
+GRID = [f"{s}-{k}k" for s in "abc" for k in (3, 6, 9)]
 
 
 def _git(cwd, *args):
@@ -53,7 +54,7 @@ def repo(tmp_path_factory) -> Path:
     _git(dst, "add", "-A")
     _git(dst, "commit", "-qm", "copy")
     out = _dvc(dst, "repro")
-    assert {"prepare", "train@a-4k", "evaluate@b-8k", "score@b-4k", "collect", "fit", "report"} <= _stages_run(out)
+    assert {"prepare", "train@a-3k", "evaluate@c-9k", "score@b-6k", "collect", "fit", "report"} <= _stages_run(out)
     return dst
 
 
@@ -63,7 +64,7 @@ def test_duckdb_holds_one_row_per_grid_point_and_every_metric(repo):
     con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
     runs = con.execute("SELECT run_id, status, n_params, n_params_embedding + n_params_nonembedding, tokens, flops, "
                        "git_sha, data_revision, package_versions FROM runs WHERE source = 'local' ORDER BY run_id").fetchall()
-    assert [r[0] for r in runs] == ["a-4k", "a-8k", "b-4k", "b-8k"]
+    assert [r[0] for r in runs] == GRID
     for run_id, status, n, n_sum, tokens, flops, sha, rev, versions in runs:
         assert status == "completed" and n == n_sum and flops == 6 * n * tokens
         assert sha and rev and "torch" in json.loads(versions)
@@ -72,17 +73,17 @@ def test_duckdb_holds_one_row_per_grid_point_and_every_metric(repo):
             "summarization/rougeL", "summarization/rougeLsum", "classification/accuracy"}
     assert want <= {n[0] for n in names}
     per_run = con.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall()
-    assert len(per_run) == 4 and len({c for _, c in per_run}) == 1
+    assert len(per_run) == 9 and len({c for _, c in per_run}) == 1
     assert con.execute("SELECT count(*) FROM fits WHERE law = 'chinchilla' AND parameter = 'alpha'").fetchone()[0] >= 1
 
 
 def test_leaderboard_loads_with_datasets(repo):
     import datasets
 
-    for config, n in (("runs", 4), ("metrics", None), ("fits", None)):
+    for config, n in (("runs", 9), ("metrics", None), ("fits", None)):
         ds = datasets.load_dataset(str(repo / "leaderboard"), config, split="train")
         assert len(ds) > 0 and (n is None or len(ds) == n), config
-    assert set(datasets.load_dataset(str(repo / "leaderboard"), "runs", split="train")["run_id"]) == {"a-4k", "a-8k", "b-4k", "b-8k"}
+    assert sorted(datasets.load_dataset(str(repo / "leaderboard"), "runs", split="train")["run_id"]) == GRID
 
 
 def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_path):
@@ -90,7 +91,7 @@ def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_
     import pyarrow.parquet as pq
 
     con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
-    for run_id in ("a-4k", "b-8k"):
+    for run_id in ("a-3k", "c-9k"):
         preds = [r for r in pq.read_table(repo / "runs" / run_id / "predictions.parquet").to_pylist() if r["task"] == "translation"]
         (tmp_path / "ref").write_text("".join(r["reference"] + "\n" for r in preds))
         (tmp_path / "hyp").write_text("".join(r["prediction"] + "\n" for r in preds))
@@ -100,13 +101,45 @@ def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_
         assert abs(ours - float(cli)) <= 0.01
 
 
-def test_report_writes_figures_tables_and_card(repo):
+def test_report_writes_figures_tables_and_a_valid_card(repo):
+    from benchmark.publish import check_folder
+
     lb = repo / "leaderboard"
-    for stem in ("loss_vs_compute", "downstream"):
-        assert (lb / "figures" / f"{stem}.png").stat().st_size > 1000
-        assert (lb / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF")
-    assert r"\toprule" in (lb / "tables" / "fits.tex").read_text()
-    assert "| a-4k |" in (lb / "README.md").read_text()
+    for stem in ("loss_vs_compute", "isoflop", "downstream", "literature"):
+        assert (lb / "figures" / f"{stem}.png").read_bytes().startswith(b"\x89PNG"), stem
+        assert (lb / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
+    tex = (lb / "tables" / "fits.tex").read_text()
+    assert r"\toprule" in tex and r"\bottomrule" in tex and "This grid" in tex
+    assert "| a-3k |" in (lb / "README.md").read_text()
+    counts = check_folder(lb)  # the card's YAML parses and documents every parquet column
+    assert counts["runs"] == 9
+
+
+def test_dvc_plots_render_without_network(repo):
+    _dvc(repo, "plots", "show", "--out", "plots_html")
+    html = (repo / "plots_html" / "index.html").read_text()
+    assert "<img" in html and "http://" not in html and "https://" not in html
+
+
+def test_compare_prints_both_parameter_sets(repo, root):
+    db = str(repo / "leaderboard" / "results.duckdb")
+    csv = root.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
+    if not csv.exists():  # the reference data lives beside the checkout, not in it
+        csv = repo / "mini_chinchilla.csv"
+        lines = ["Model Size,Training FLOP,loss"] + [f"{n:.6g},{6 * n * d:.6g},{1.8 + 400 / n ** 0.34 + 400 / d ** 0.28:.6f}"
+                                                     for n in (1e8, 3e8, 1e9, 3e9) for d in (2e9, 6e9, 2e10)]
+        csv.write_text("\n".join(lines) + "\n")
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    subprocess.run([sys.executable, "-m", "benchmark", "import", "chinchilla", str(csv), "--db", db], cwd=repo, env=env,
+                   check=True, capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-m", "benchmark", "compare", "local", "chinchilla", "--db", db, "--bootstrap", "100",
+                          "--plot", str(repo / "cmp" / "compare")], cwd=repo, env=env, check=True, capture_output=True, text=True).stdout
+    header = next(line for line in out.splitlines() if line.startswith("parameter"))
+    assert "local" in header and "chinchilla" in header
+    for name in ("E", "A", "B", "alpha", "beta"):
+        row = next(line for line in out.splitlines() if line.startswith(name + " "))
+        assert row.count("[") == 2, row  # an interval for each source
+    assert (repo / "cmp" / "compare.png").exists()
 
 
 def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_kept(repo):
@@ -115,23 +148,54 @@ def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_ke
     assert "up to date" in out.lower()
 
     raw = yaml.safe_load((repo / "params.yaml").read_text())
-    raw["runs"]["b-8k"]["tokens"] = 9000  # one grid point changes
+    raw["runs"]["b-6k"]["tokens"] = 6500  # one grid point changes
     raw["model"]["sizes"]["boom"] = {"d_model": 16, "n_layers": 1, "n_heads": 1, "lr": 50.0, "batch_size": 4}
     raw["runs"]["boom-8k"] = {"size": "boom", "tokens": 8000}  # and a run that must diverge joins
     (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     ran = _stages_run(_dvc(repo, "repro"))
     per_point = {s for s in ran if "@" in s}
-    assert per_point == {f"{stage}@{rid}" for stage in ("train", "evaluate", "score") for rid in ("b-8k", "boom-8k")}
+    assert per_point == {f"{stage}@{rid}" for stage in ("train", "evaluate", "score") for rid in ("b-6k", "boom-8k")}
     assert {"collect", "fit", "report"} <= ran and "prepare" not in ran
 
     import duckdb
 
     con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
     rows = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
-    assert rows == {"a-4k": "completed", "a-8k": "completed", "b-4k": "completed", "b-8k": "completed", "boom-8k": "diverged"}
+    assert rows == {**{r: "completed" for r in GRID}, "boom-8k": "diverged"}
     step = con.execute("SELECT diverged_step, steps FROM runs WHERE run_id = 'boom-8k'").fetchone()
     assert step[0] is not None and step[0] == step[1]
-    assert con.execute("SELECT tokens FROM runs WHERE run_id = 'b-8k'").fetchone()[0] >= 9000
+    assert con.execute("SELECT tokens FROM runs WHERE run_id = 'b-6k'").fetchone()[0] >= 6500
     fits = json.loads((repo / "leaderboard" / "fits.json").read_text())
     chin = next(f for f in fits if f["law"] == "chinchilla" and f["target"] == "val_loss/all")
-    assert chin["n_points"] == 4  # the diverged run is not fitted
+    assert chin["n_points"] == 9  # the diverged run is not fitted
+
+
+def test_a_killed_repro_loses_no_finished_run(repo):
+    import signal
+    import time
+
+    raw = yaml.safe_load((repo / "params.yaml").read_text())
+    raw["runs"]["a-12k"] = {"size": "a", "tokens": 12000}
+    raw["runs"]["c-60k"] = {"size": "c", "tokens": 60000}
+    (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.Popen([str(BIN / "dvc"), "repro"], cwd=repo, env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    done = lambda rid: (repo / "runs" / rid / "train.json").exists()  # noqa: E731
+    midway = lambda rid: any((repo / "runs" / rid / "checkpoints").glob("step_*"))  # noqa: E731
+    deadline = time.time() + 300
+    while time.time() < deadline and proc.poll() is None:
+        if (done("a-12k") and midway("c-60k")) or (done("c-60k") and midway("a-12k")):
+            break
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = [r for r in ("a-12k", "c-60k") if done(r)]
+    killed = [r for r in ("a-12k", "c-60k") if not done(r)]
+    assert len(finished) == 1 and len(killed) == 1, "the kill must land while one new run trains and the other is done"
+    before = (repo / "runs" / finished[0] / "train.json").read_bytes()
+    out = _dvc(repo, "repro")
+    ran = _stages_run(out)
+    assert f"train@{killed[0]}" in ran and f"train@{finished[0]}" not in ran
+    assert (repo / "runs" / finished[0] / "train.json").read_bytes() == before
+    assert not any(f"@{r}" in s for s in ran for r in GRID)  # the old grid is untouched

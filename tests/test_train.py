@@ -60,14 +60,14 @@ def _same_weights(a: dict, b: dict) -> bool:
 def test_same_config_twice_gives_bit_identical_losses_weights_and_val_loss(workdir):
     outs = [workdir / "twice" / str(i) for i in range(2)]
     for out in outs:
-        _train(workdir, "b-8k", out, "--no-resume")
-        _run(["evaluate", "b-8k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--run-dir", str(out)])
+        _train(workdir, "c-9k", out, "--no-resume")
+        _run(["evaluate", "c-9k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--run-dir", str(out)])
     assert _losses(outs[0]) == _losses(outs[1]) and len(_losses(outs[0])) > 10
     assert _same_weights(_weights(outs[0]), _weights(outs[1]))
     vals = [json.loads((o / "eval.json").read_text()) for o in outs]
     assert [r["value"] for r in vals[0]] == [r["value"] for r in vals[1]]  # exact, not approximate
     rec = json.loads((outs[0] / "train.json").read_text())
-    assert rec["status"] == "completed" and rec["tokens"] >= 8000 and not (outs[0] / "checkpoints").exists()
+    assert rec["status"] == "completed" and rec["tokens"] >= 9000 and not (outs[0] / "checkpoints").exists()
 
 
 def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir):
@@ -97,9 +97,9 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir):
 
 def test_torchrun_ddp_matches_one_process(workdir):
     single, ddp = workdir / "single", workdir / "ddp"
-    _train(workdir, "b-8k", single, "--no-resume")
+    _train(workdir, "c-9k", single, "--no-resume")
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "benchmark", "train", "b-8k",
+    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "benchmark", "train", "c-9k",
                     "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--out", str(ddp), "--no-resume"],
                    cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, text=True)
     a, b = _losses(single), _losses(ddp)

@@ -1,15 +1,19 @@
 """Classification: a short review -> 'positive' or 'negative', where the label needs composition.
 
+Each adjective's polarity must be learned (150 per polarity, Zipfian frequencies, see lexicon.py).
 The words alone do not decide the label: negation flips it, "but" hands the verdict to the second
 clause, and "i doubt that" / "it is not true that" flip a whole clause. Difficulty levels:
 1 = one clause with a polar adjective; 2 = the clause may be negated; 3 = two clauses joined by
 "but" (the second decides) or "and" (both agree), or a clause-level negation ("i doubt that ...")
-around a level-2 clause; 4 = three or five verdicts separated by semicolons, each possibly negated:
-the majority decides (counting under negation). Labels are balanced by construction.
+around a level-2 clause; 4 = five verdicts separated by semicolons, each possibly negated, some
+inside "i doubt that ...": the majority decides (counting under nested negation). Labels are
+balanced by construction.
 """
 from __future__ import annotations
 
 import random
+
+from benchmark.tasks.lexicon import Zipf, english_like
 
 LEVELS = 4
 
@@ -17,6 +21,12 @@ POSITIVE = ["good", "great", "fine", "lovely", "superb", "pleasant", "excellent"
             "friendly", "charming", "brilliant", "warm", "clean", "perfect", "nice"]
 NEGATIVE = ["bad", "awful", "poor", "boring", "terrible", "rude", "stale", "dirty", "bland",
             "horrible", "dull", "noisy", "cold", "slow", "weak", "nasty"]
+# The polarity of each adjective is a fact to learn: 16 common English words per polarity, then
+# English-like words with a fixed polarity, drawn with Zipfian frequencies (see lexicon.py).
+_EXTRA = english_like(268, "sentiment", set(POSITIVE) | set(NEGATIVE))
+POSITIVE = POSITIVE + _EXTRA[0::2]
+NEGATIVE = NEGATIVE + _EXTRA[1::2]
+POS_ZIPF, NEG_ZIPF = Zipf(POSITIVE, exponent=1.0), Zipf(NEGATIVE, exponent=1.0)
 ITEMS = ["food", "service", "room", "movie", "music", "staff", "view", "coffee", "book", "show",
          "hotel", "meal", "trip", "game", "play", "lesson"]
 INTENSIFIERS = ["", "", "very ", "really ", "quite ", "truly "]
@@ -29,19 +39,24 @@ def _clause(rng: random.Random, polarity: bool, may_negate: bool) -> str:
     """A clause whose meaning has the given polarity (True = positive)."""
     negated = may_negate and rng.random() < 0.5
     word_positive = polarity != negated
-    adj = rng.choice(POSITIVE if word_positive else NEGATIVE)
+    adj = (POS_ZIPF if word_positive else NEG_ZIPF).draw(rng)
     tense = rng.choice(["present", "past"])
     return f"the {rng.choice(ITEMS)} {COPULA[(tense, negated)]} {rng.choice(INTENSIFIERS)}{adj}"
 
 
+def _verdict(rng: random.Random, polarity: bool) -> str:
+    """A clause of the given polarity, possibly wrapped in a clause-level negation."""
+    if rng.random() < 0.3:
+        return f"{rng.choice(OUTER)} {_clause(rng, not polarity, True)}"
+    return _clause(rng, polarity, True)
+
+
 def _majority(rng: random.Random, polarity: bool) -> str:
-    """Three or five verdicts, a majority of which have the given polarity (as narrow as it gets,
-    most of the time), in random order."""
-    n = rng.choice([3, 5])
-    n_with = rng.choice([n // 2 + 1] * 3 + [n // 2 + 2])
-    verdicts = [polarity] * n_with + [not polarity] * (n - n_with)
+    """Five verdicts, three or four of which have the given polarity, in random order."""
+    n_with = rng.choice([3, 3, 4])
+    verdicts = [polarity] * n_with + [not polarity] * (5 - n_with)
     rng.shuffle(verdicts)
-    return "; ".join(_clause(rng, v, True) for v in verdicts)
+    return "; ".join(_verdict(rng, v) for v in verdicts)
 
 
 def generate(rng: random.Random, level: int, index: int = 0) -> dict:

@@ -1,10 +1,13 @@
 """Summarization: a short story about several people -> one sentence with the facts about its protagonist.
 
-The protagonist is the first person named. The summary lists, in story order, every fact whose
-subject is the protagonist, and leaves out facts about others, sentences about the weather and
-sentences where the protagonist is only the object. Difficulty levels: 1 = two facts and a filler;
-2 = three facts and a distractor; 3 = pronouns refer back to the protagonist, two distractors;
-4 = four facts, three distractors, and distractors that mention the protagonist as an object.
+The protagonist is the first person named. The summary is their profile: every fact whose subject
+is the protagonist, in a fixed order of kinds (where they live, their work, purchases, visits,
+tastes) whatever order the story told them in, leaving out facts about others, sentences about the
+weather, sentences where the protagonist is only the object and what they do not do; a fact revised
+later in the story ("she later moved to rome") is summarised by its latest value; numbers are
+written as digits. Difficulty levels: 1 = two facts and a filler; 2 = three facts and a distractor;
+3 = four facts, pronouns, two distractors, sometimes a revision; 4 = five facts, three
+distractors, a revision, a negated fact, and a distractor with the protagonist as its object.
 """
 from __future__ import annotations
 
@@ -41,20 +44,43 @@ def _fact(rng: random.Random, others: list[str], kinds: list[str]) -> tuple[str,
     return f"likes {rng.choice(FOODS)}", kind
 
 
-def _facts(rng: random.Random, n: int, others: list[str]) -> list[str]:
-    kinds, out = ["city", "job", "buy", "visit", "food"], []
+KIND_ORDER = ("city", "job", "buy", "visit", "food")  # the order of facts in a summary
+
+
+def _facts(rng: random.Random, n: int, others: list[str]) -> list[tuple[str, str]]:
+    """n (predicate, kind) pairs of distinct kinds, in random order."""
+    kinds, out = list(KIND_ORDER), []
     for _ in range(n):
         pred, kind = _fact(rng, others, kinds)
         kinds.remove(kind)
-        out.append(pred)
+        out.append((pred, kind))
     return out
+
+
+DIGITS = {w: str(i) for i, w in enumerate(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])}
+
+
+def _update(rng: random.Random, pred: str, kind: str) -> tuple[str, str] | None:
+    """(story sentence predicate, new summary predicate) revising a city or job fact, else None."""
+    if kind == "city":
+        new = rng.choice([c for c in CITIES if c not in pred])
+        return f"later moved to {new}", f"lives in {new}"
+    if kind == "job":
+        new = rng.choice([j for j in JOBS if not pred.endswith(" " + j)])
+        return f"now works as a {new}", f"works as a {new}"
+    return None
+
+
+def _profile(pred: str) -> str:
+    """The summary's form of a fact: numbers as digits ("bought six cups" -> "bought 6 cups")."""
+    return " ".join(DIGITS.get(w, w) for w in pred.split())
 
 
 def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     """One (story, summary) pair at a difficulty level in 1..LEVELS."""
     n_facts, n_distract, n_fill, pronouns, object_mentions = {
         1: (2, 0, 1, False, False), 2: (3, 1, 1, False, False),
-        3: (3, 2, 1, True, False), 4: (4, 3, 1, True, True),
+        3: (4, 2, 1, True, False), 4: (5, 3, 1, True, True),
     }[level]
     woman = rng.random() < 0.5
     hero = rng.choice(WOMEN if woman else MEN)
@@ -62,35 +88,42 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     # With pronouns, the other people are of the other gender, so "she"/"he" is unambiguous.
     people = (MEN if woman else WOMEN) if pronouns else [p for p in WOMEN + MEN if p != hero]
     others = rng.sample(people, 3)
-    facts = _facts(rng, n_facts, others)
-    # Story: the hero's first fact opens it; the other sentences are shuffled after it.
-    hero_sents = [(f"{hero} {facts[0]}.", True)]
-    for pred in facts[1:]:
-        subj = pronoun if pronouns and rng.random() < 0.6 else hero
-        hero_sents.append((f"{subj} {pred}.", True))
+    pairs = _facts(rng, n_facts, others)
+    subj = lambda: pronoun if pronouns and rng.random() < 0.6 else hero  # noqa: E731
+    # The hero's sentences in story order: the first opens the story.
+    hero_sents = [f"{hero} {pairs[0][0]}."] + [f"{subj()} {pred}." for pred, _ in pairs[1:]]
+    current = {kind: pred for pred, kind in pairs}
+    if level >= 3:  # a later sentence revises where the hero lives or works: the summary keeps the latest
+        revisable = [i for i, (_, kind) in enumerate(pairs) if kind in ("city", "job")]
+        if revisable and (level == 4 or rng.random() < 0.5):
+            i = rng.choice(revisable)
+            told, kept = _update(rng, *pairs[i])
+            hero_sents.insert(i + 1 + rng.randint(0, len(pairs) - 1 - i), f"{subj()} {told}.")
+            current[pairs[i][1]] = kept
+    if level == 4:  # what the hero does not do is not part of the profile
+        liked = current.get("food", "")
+        hero_sents.insert(rng.randint(1, len(hero_sents)),
+                          f"{subj()} does not like {rng.choice([f for f in FOODS if not liked.endswith(' ' + f)])}.")
     noise = []
     for i in range(n_distract):
         who = others[i % len(others)]
         if object_mentions and i == 0:
             noise.append(f"{who} visited {hero} on {rng.choice(DAYS)}.")
         else:
-            noise.append(f"{who} {_facts(rng, 1, [p for p in [hero] + others if p != who])[0]}.")
+            noise.append(f"{who} {_facts(rng, 1, [p for p in [hero] + others if p != who])[0][0]}.")
     for _ in range(n_fill):
         noise.append(rng.choice(FILLERS).format(w=rng.choice(WEATHER)))
-    # Interleave keeping the hero's facts in order; the first sentence is always the hero's.
-    rest = [s for s, _ in hero_sents[1:]]
-    slots = rest + noise
-    order = list(range(len(slots)))
+    # Interleave the rest, keeping the hero's sentences in order.
+    rest = hero_sents[1:]
+    order = list(range(len(rest) + len(noise)))
     rng.shuffle(order)
-    hero_positions = sorted(order[: len(rest)])
-    story_tail = [None] * len(slots)
-    for pos, sent in zip(hero_positions, rest):
-        story_tail[pos] = sent
+    tail: list[str | None] = [None] * len(order)
+    for pos, sent in zip(sorted(order[: len(rest)]), rest):
+        tail[pos] = sent
     noise_iter = iter(noise)
-    story_tail = [s if s is not None else next(noise_iter) for s in story_tail]
-    story = [hero_sents[0][0]] + story_tail
-    if len(facts) == 1:
-        summary = f"{hero} {facts[0]}."
-    else:
-        summary = f"{hero} " + ", ".join(facts[:-1]) + f" and {facts[-1]}."
+    story = [hero_sents[0]] + [t if t is not None else next(noise_iter) for t in tail]
+    # The summary is a profile: facts in a fixed order of kinds (where, work, purchases, visits,
+    # tastes), whatever order the story told them in, with numbers as digits.
+    facts = [_profile(current[kind]) for kind in KIND_ORDER if kind in current]
+    summary = f"{hero} " + ", ".join(facts[:-1]) + f" and {facts[-1]}."
     return {"input": " ".join(story), "target": summary}

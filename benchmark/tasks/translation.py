@@ -1,7 +1,9 @@
-"""Translation from a small English fragment into an invented verb-final language.
+"""Translation from a fragment of English into an invented verb-final language.
 
 The target language has real structure for a model to learn:
-- a lexicon: every English lemma has a fixed target stem;
+- a lexicon: every English lemma has a fixed target stem; words are drawn with Zipfian
+  frequencies from ~550 lemmas (common English first, English-like words in the tail), so there
+  is always more vocabulary to learn (see lexicon.py);
 - word order: subject - place - object - verb (SOV), adjectives after the noun, postpositions,
   and definiteness as a particle after the noun phrase;
 - agreement: nouns mark plural, adjectives agree with their noun in gender and number, verbs agree
@@ -12,6 +14,8 @@ Difficulty levels: 1 = subject + intransitive verb; 2 = + object, plurals, prono
 from __future__ import annotations
 
 import random
+
+from benchmark.tasks.lexicon import Zipf, english_like, plural, verb_forms
 
 LEVELS = 4
 
@@ -39,6 +43,14 @@ INTRANSITIVE = {
     "walk": ("walks", "walk", "walked"), "swim": ("swims", "swim", "swam"), "laugh": ("laughs", "laugh", "laughed"),
     "wait": ("waits", "wait", "waited"), "dance": ("dances", "dance", "danced"),
 }
+_REAL = {w for w, _ in NOUNS} | set(PLACES) | set(ADJECTIVES) | set(TRANSITIVE) | set(INTRANSITIVE)
+NOUNS += [(w, plural(w)) for w in english_like(276, "nouns", _REAL)]
+PLACES += english_like(30, "places", _REAL)
+ADJECTIVES += english_like(84, "adjectives", _REAL)
+TRANSITIVE.update({w: verb_forms(w) for w in english_like(68, "transitive", _REAL)})
+INTRANSITIVE.update({w: verb_forms(w) for w in english_like(22, "intransitive", _REAL)})
+NOUN_ZIPF, PLACE_ZIPF, ADJ_ZIPF = Zipf(NOUNS), Zipf(PLACES), Zipf(ADJECTIVES)
+TRANSITIVE_ZIPF, INTRANSITIVE_ZIPF = Zipf(list(TRANSITIVE)), Zipf(list(INTRANSITIVE))
 PREPOSITIONS = ["in", "near", "behind"]
 CONJUNCTIONS = ["and", "because", "but"]
 # pronoun: (person, number, object form)
@@ -52,13 +64,13 @@ _VOWELS = "a e i o u".split()
 
 
 def _make_lexicon() -> dict[str, str]:
-    rng = random.Random("translation-lexicon-v1")
+    rng = random.Random("translation-lexicon-v2")
     lemmas = ([s for s, _ in NOUNS] + PLACES + ADJECTIVES + list(TRANSITIVE) + list(INTRANSITIVE)
               + PREPOSITIONS + CONJUNCTIONS + list(PRONOUNS))
     used, lex = set(), {}
     for lemma in lemmas:
         while True:
-            n_syll = 2 if lemma not in PREPOSITIONS + CONJUNCTIONS else 1
+            n_syll = (2 if rng.random() < 0.7 else 3) if lemma not in PREPOSITIONS + CONJUNCTIONS else 1
             word = "".join(rng.choice(_ONSETS) + rng.choice(_VOWELS) for _ in range(n_syll))
             if lemma in PREPOSITIONS + CONJUNCTIONS:
                 word += rng.choice("mnr")
@@ -91,17 +103,20 @@ def _noun_phrase(rng: random.Random, level: int, pronoun_ok: bool, role: str, pl
         tgt = [LEXICON[pron] + ("o" if role == "object" else "")]
         return src, tgt, person, number
     if places:
-        lemma, plural, number = rng.choice(PLACES), None, "sg"
+        lemma, plural, number = PLACE_ZIPF.draw(rng), None, "sg"
     else:
-        lemma, plural = rng.choice(NOUNS)
+        lemma, plural = NOUN_ZIPF.draw(rng)
         number = "pl" if level >= 2 and rng.random() < 0.4 else "sg"
     definite = rng.random() < 0.6
     n_adj = rng.choice([0, 1, 1, 2]) if level >= 3 else 0
-    adjs = rng.sample(ADJECTIVES, n_adj)
+    adjs = ADJ_ZIPF.sample(rng, n_adj)
     det = "the" if definite else ("a" if number == "sg" else "some")
     if not definite and number == "pl":
         det = rng.choice(["some", ""])
-    src = ([det] if det else []) + adjs + [plural if number == "pl" else lemma]
+    head = adjs + [plural if number == "pl" else lemma]
+    if det == "a" and head[0][0] in "aeiou":
+        det = "an"
+    src = ([det] if det else []) + head
     gender = GENDER[lemma]
     tgt = [LEXICON[lemma] + (NOUN_PLURAL if number == "pl" else "")]
     tgt += [LEXICON[a] + ADJ_SUFFIX[(gender, number)] for a in adjs]
@@ -124,7 +139,7 @@ def _clause(rng: random.Random, level: int) -> tuple[list[str], list[str]]:
     subj_src, subj_tgt, person, number = _noun_phrase(rng, level, level >= 2, "subject")
     tense = rng.choice(["present", "past"])
     transitive = level >= 2 and rng.random() < 0.75
-    lemma = rng.choice(list(TRANSITIVE if transitive else INTRANSITIVE))
+    lemma = (TRANSITIVE_ZIPF if transitive else INTRANSITIVE_ZIPF).draw(rng)
     forms = (TRANSITIVE if transitive else INTRANSITIVE)[lemma]
     negated = level >= 3 and rng.random() < 0.3
     src, tgt = list(subj_src), list(subj_tgt)
