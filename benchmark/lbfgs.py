@@ -42,6 +42,7 @@ def minimize(
     gtol: float = 0.0,
     max_iter: int = 1000,
     history: int = 6,
+    stop_running_below: int = 0,
 ) -> LbfgsResult:
     """Minimise S problems from the rows of x0 (shape (S, p)).
 
@@ -76,6 +77,8 @@ def minimize(
     n_evals, n_rounds, n_dead = S, 1, 0
     rnd = 0
     while st["ids"].size:
+        if stop_running_below and int(st["alive"].sum()) < stop_running_below:
+            break  # a screen: the stragglers keep their current point (converged = False)
         nd = np.flatnonzero(st["new_dir"])
         if nd.size:
             _new_direction(st, nd, rnd)
@@ -113,6 +116,11 @@ def minimize(
                 for key in st:
                     st[key] = np.take(st[key], keep, axis=-1)
                 n_dead = 0
+    live = np.flatnonzero(st["alive"]) if st["ids"].size else np.zeros(0, dtype=int)
+    if live.size:  # stopped early by stop_running_below: report where the stragglers are
+        ids = st["ids"][live]
+        x[ids], f[ids], g[ids] = st["x"][:, live].T, st["f"][live], st["g"][:, live].T
+        n_iter[ids], converged[ids] = st["n_iter"][live], False
     return LbfgsResult(x=x, fun=f, grad=g, n_iter=n_iter, converged=converged, n_evals=n_evals, n_rounds=n_rounds)
 
 

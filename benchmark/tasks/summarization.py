@@ -4,21 +4,38 @@ The protagonist is the first person named. The summary is their profile: every f
 is the protagonist, in a fixed order of kinds (where they live, their work, purchases, visits,
 tastes) whatever order the story told them in, leaving out facts about others, sentences about the
 weather, sentences where the protagonist is only the object and what they do not do; a fact revised
-later in the story ("she later moved to rome") is summarised by its latest value; numbers are
-written as digits. Difficulty levels: 1 = two facts and a filler; 2 = three facts and a distractor;
-3 = four facts, pronouns, two distractors, sometimes a revision; 4 = five facts, three
+later in the story ("she later moved to rome") is summarised by its latest value. The profile is
+terse and abstracts: "erin: in france; at hospital; bought 6 cups; met bob on monday; likes tea." —
+a city becomes its country, a job its workplace (facts to learn, Zipfian), numbers become digits. Difficulty levels: 1 = two facts and a filler; 2 = three facts and a distractor;
+3 = four facts, pronouns, two distractors, a revision; 4 = five facts, three
 distractors, a revision, a negated fact, and a distractor with the protagonist as its object.
 """
 from __future__ import annotations
 
 import random
 
+from benchmark.tasks.lexicon import Zipf, english_like
+
 LEVELS = 4
 
 WOMEN = ["alice", "carol", "erin", "grace", "irene", "julia", "laura", "nina", "olivia", "rosa"]
 MEN = ["bob", "dave", "frank", "henry", "ivan", "jack", "leo", "mark", "oscar", "peter"]
-CITIES = ["paris", "rome", "oslo", "lima", "cairo", "tokyo", "delhi", "quito", "vienna", "dublin"]
-JOBS = ["nurse", "pilot", "chef", "lawyer", "farmer", "teacher", "baker", "painter", "driver", "singer"]
+# The profile says where and at what kind of place someone works, not the city and job the story
+# names: each city's country and each job's workplace is a fact to learn. Common English first, then
+# English-like names, drawn with Zipfian frequencies (see lexicon.py).
+COUNTRY = {"paris": "france", "rome": "italy", "oslo": "norway", "lima": "peru", "cairo": "egypt",
+           "tokyo": "japan", "delhi": "india", "quito": "ecuador", "vienna": "austria", "dublin": "ireland"}
+WORKPLACE = {"nurse": "hospital", "pilot": "airport", "chef": "kitchen", "lawyer": "court", "farmer": "farm",
+             "teacher": "school", "baker": "bakery", "painter": "studio", "driver": "garage", "singer": "theatre"}
+_TAKEN = set(COUNTRY) | set(COUNTRY.values()) | set(WORKPLACE) | set(WORKPLACE.values())
+_COUNTRIES = english_like(20, "countries", _TAKEN)
+_PLACES = english_like(15, "workplaces", _TAKEN | set(_COUNTRIES))
+_rng = random.Random("summarization-lexicon-v1")
+COUNTRY.update({c: _rng.choice(_COUNTRIES) for c in english_like(190, "cities", _TAKEN | set(_COUNTRIES) | set(_PLACES))})
+WORKPLACE.update({j + "er" if not j.endswith("er") else j: _rng.choice(_PLACES)
+                  for j in english_like(110, "jobs", _TAKEN | set(COUNTRY) | set(_COUNTRIES) | set(_PLACES))})
+CITIES, JOBS = list(COUNTRY), list(WORKPLACE)
+CITY_ZIPF, JOB_ZIPF = Zipf(CITIES, exponent=1.0), Zipf(JOBS, exponent=1.0)
 ITEMS = ["apples", "books", "chairs", "lamps", "shirts", "tickets", "pens", "cups", "plates", "bikes"]
 NUMBERS = ["two", "three", "four", "five", "six", "seven", "eight", "nine"]
 FOODS = ["tea", "soup", "rice", "cheese", "bread", "fish", "cake", "coffee", "pasta", "honey"]
@@ -34,9 +51,9 @@ def _fact(rng: random.Random, others: list[str], kinds: list[str]) -> tuple[str,
     """A predicate (verb phrase) and its kind; a kind is used once per person."""
     kind = rng.choice(kinds)
     if kind == "city":
-        return f"lives in {rng.choice(CITIES)}", kind
+        return f"lives in {CITY_ZIPF.draw(rng)}", kind
     if kind == "job":
-        return f"works as a {rng.choice(JOBS)}", kind
+        return f"works as a {JOB_ZIPF.draw(rng)}", kind
     if kind == "buy":
         return f"bought {rng.choice(NUMBERS)} {rng.choice(ITEMS)}", kind
     if kind == "visit":
@@ -63,16 +80,24 @@ DIGITS = {w: str(i) for i, w in enumerate(["zero", "one", "two", "three", "four"
 def _update(rng: random.Random, pred: str, kind: str) -> tuple[str, str] | None:
     """(story sentence predicate, new summary predicate) revising a city or job fact, else None."""
     if kind == "city":
-        new = rng.choice([c for c in CITIES if c not in pred])
+        new = next(c for c in iter(lambda: CITY_ZIPF.draw(rng), None) if not pred.endswith(" " + c))
         return f"later moved to {new}", f"lives in {new}"
     if kind == "job":
-        new = rng.choice([j for j in JOBS if not pred.endswith(" " + j)])
+        new = next(j for j in iter(lambda: JOB_ZIPF.draw(rng), None) if not pred.endswith(" " + j))
         return f"now works as a {new}", f"works as a {new}"
     return None
 
 
 def _profile(pred: str) -> str:
-    """The summary's form of a fact: numbers as digits ("bought six cups" -> "bought 6 cups")."""
+    """The summary's terse form of a fact: the country of the city, the workplace of the job, numbers
+    as digits ("lives in paris" -> "in france", "works as a nurse" -> "at hospital", "visited bob on
+    monday" -> "met bob on monday", "bought six cups" -> "bought 6 cups")."""
+    if pred.startswith("lives in "):
+        return "in " + COUNTRY[pred[len("lives in "):]]
+    if pred.startswith("works as a "):
+        return "at " + WORKPLACE[pred[len("works as a "):]]
+    if pred.startswith("visited "):
+        return "met " + pred[len("visited "):]
     return " ".join(DIGITS.get(w, w) for w in pred.split())
 
 
@@ -95,7 +120,7 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     current = {kind: pred for pred, kind in pairs}
     if level >= 3:  # a later sentence revises where the hero lives or works: the summary keeps the latest
         revisable = [i for i, (_, kind) in enumerate(pairs) if kind in ("city", "job")]
-        if revisable and (level == 4 or rng.random() < 0.5):
+        if revisable:
             i = rng.choice(revisable)
             told, kept = _update(rng, *pairs[i])
             hero_sents.insert(i + 1 + rng.randint(0, len(pairs) - 1 - i), f"{subj()} {told}.")
@@ -125,5 +150,5 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     # The summary is a profile: facts in a fixed order of kinds (where, work, purchases, visits,
     # tastes), whatever order the story told them in, with numbers as digits.
     facts = [_profile(current[kind]) for kind in KIND_ORDER if kind in current]
-    summary = f"{hero} " + ", ".join(facts[:-1]) + f" and {facts[-1]}."
+    summary = f"{hero}: " + "; ".join(facts) + "."
     return {"input": " ".join(story), "target": summary}
