@@ -5,15 +5,27 @@ replaces every row of the given source (and table) inside one transaction.
 """
 from __future__ import annotations
 
+import re
 from typing import Any, Iterable
 
 from benchmark import schema
 
 
+class DatabaseLocked(RuntimeError):
+    """Another process holds the DuckDB file open; the message names the file and that process."""
+
+
 def connect(path: str, read_only: bool = False):
     import duckdb
 
-    con = duckdb.connect(str(path), read_only=read_only)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only)
+    except duckdb.IOException as e:
+        if "lock" not in str(e).lower():
+            raise
+        m = re.search(r"Conflicting lock is held in (.+?\(PID \d+\))", str(e))
+        holder = m.group(1) if m else "another process"
+        raise DatabaseLocked(f"{path} is open in {holder}: close that connection (a notebook?) and run again") from None
     if not read_only:
         for table in schema.TABLES:
             con.execute(schema.duckdb_ddl(table))

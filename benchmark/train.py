@@ -63,8 +63,14 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
     if world > 1:
         import torch.distributed as tdist
 
+        from datetime import timedelta
+
         backend = "nccl" if p.train.device != "cpu" and torch.cuda.is_available() else "gloo"
-        tdist.init_process_group(backend)
+        if backend == "gloo" and os.environ.get("LOCAL_WORLD_SIZE") == str(world):
+            # every rank on this machine: talk over loopback, not over whatever the hostname resolves to
+            # (a hostname that resolves to an unreachable address makes gloo wait forever)
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        tdist.init_process_group(backend, timeout=timedelta(minutes=10))
     device = _device(p.train.device, local_rank, world)
     if p.train.threads:
         torch.set_num_threads(p.train.threads)

@@ -35,6 +35,14 @@ def _dvc(cwd, *args) -> str:
     return r.stdout
 
 
+def _query(repo: Path, sql: str) -> list[tuple]:
+    """Rows of `sql` on the repo's DuckDB; the connection is closed at once (a held one would lock out the next repro)."""
+    import duckdb
+
+    with duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True) as con:
+        return con.execute(sql).fetchall()
+
+
 def _stages_run(out: str) -> set[str]:
     return {line.split("'")[1] for line in out.splitlines() if line.startswith("Running stage '")}
 
@@ -59,22 +67,19 @@ def repo(tmp_path_factory) -> Path:
 
 
 def test_duckdb_holds_one_row_per_grid_point_and_every_metric(repo):
-    import duckdb
-
-    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
-    runs = con.execute("SELECT run_id, status, n_params, n_params_embedding + n_params_nonembedding, tokens, flops, "
-                       "git_sha, data_revision, package_versions FROM runs WHERE source = 'local' ORDER BY run_id").fetchall()
+    runs = _query(repo, "SELECT run_id, status, n_params, n_params_embedding + n_params_nonembedding, tokens, flops, "
+                        "git_sha, data_revision, package_versions FROM runs WHERE source = 'local' ORDER BY run_id")
     assert [r[0] for r in runs] == GRID
     for run_id, status, n, n_sum, tokens, flops, sha, rev, versions in runs:
         assert status == "completed" and n == n_sum and flops == 6 * n * tokens
         assert sha and rev and "torch" in json.loads(versions)
-    names = set(con.execute("SELECT DISTINCT task || '/' || metric FROM metrics").fetchall())
+    names = {r[0] for r in _query(repo, "SELECT DISTINCT task || '/' || metric FROM metrics WHERE source = 'local'")}
     want = {"all/val_loss", "translation/val_loss", "translation/bleu", "summarization/rouge1", "summarization/rouge2",
             "summarization/rougeL", "summarization/rougeLsum", "classification/accuracy"}
-    assert want <= {n[0] for n in names}
-    per_run = con.execute("SELECT run_id, count(*) FROM metrics GROUP BY run_id").fetchall()
+    assert want <= names
+    per_run = _query(repo, "SELECT run_id, count(*) FROM metrics WHERE source = 'local' GROUP BY run_id")
     assert len(per_run) == 9 and len({c for _, c in per_run}) == 1
-    assert con.execute("SELECT count(*) FROM fits WHERE law = 'chinchilla' AND parameter = 'alpha'").fetchone()[0] >= 1
+    assert _query(repo, "SELECT count(*) FROM fits WHERE law = 'chinchilla' AND parameter = 'alpha'")[0][0] >= 1
 
 
 def test_leaderboard_loads_with_datasets(repo):
@@ -87,17 +92,15 @@ def test_leaderboard_loads_with_datasets(repo):
 
 
 def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_path):
-    import duckdb
     import pyarrow.parquet as pq
 
-    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
     for run_id in ("a-3k", "c-9k"):
         preds = [r for r in pq.read_table(repo / "runs" / run_id / "predictions.parquet").to_pylist() if r["task"] == "translation"]
         (tmp_path / "ref").write_text("".join(r["reference"] + "\n" for r in preds))
         (tmp_path / "hyp").write_text("".join(r["prediction"] + "\n" for r in preds))
         cli = subprocess.run([str(BIN / "sacrebleu"), str(tmp_path / "ref"), "-i", str(tmp_path / "hyp"), "-b", "-w", "4"],
                              capture_output=True, text=True, check=True).stdout
-        ours = con.execute("SELECT value FROM metrics WHERE run_id = ? AND metric = 'bleu'", [run_id]).fetchone()[0]
+        ours = _query(repo, f"SELECT value FROM metrics WHERE source = 'local' AND run_id = '{run_id}' AND metric = 'bleu'")[0][0]
         assert abs(ours - float(cli)) <= 0.01
 
 
@@ -157,14 +160,11 @@ def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_ke
     assert per_point == {f"{stage}@{rid}" for stage in ("train", "evaluate", "score") for rid in ("b-6k", "boom-8k")}
     assert {"collect", "fit", "report"} <= ran and "prepare" not in ran
 
-    import duckdb
-
-    con = duckdb.connect(str(repo / "leaderboard" / "results.duckdb"), read_only=True)
-    rows = dict(con.execute("SELECT run_id, status FROM runs").fetchall())
+    rows = dict(_query(repo, "SELECT run_id, status FROM runs WHERE source = 'local'"))
     assert rows == {**{r: "completed" for r in GRID}, "boom-8k": "diverged"}
-    step = con.execute("SELECT diverged_step, steps FROM runs WHERE run_id = 'boom-8k'").fetchone()
+    step = _query(repo, "SELECT diverged_step, steps FROM runs WHERE source = 'local' AND run_id = 'boom-8k'")[0]
     assert step[0] is not None and step[0] == step[1]
-    assert con.execute("SELECT tokens FROM runs WHERE run_id = 'b-6k'").fetchone()[0] >= 6500
+    assert _query(repo, "SELECT tokens FROM runs WHERE source = 'local' AND run_id = 'b-6k'")[0][0] >= 6500
     fits = json.loads((repo / "leaderboard" / "fits.json").read_text())
     chin = next(f for f in fits if f["law"] == "chinchilla" and f["target"] == "val_loss/all")
     assert chin["n_points"] == 9  # the diverged run is not fitted

@@ -34,11 +34,19 @@ def _env():
 
 def _run(args, **kw):
     return subprocess.run([sys.executable, "-m", "benchmark", *args], cwd=ROOT, env=_env(), check=True,
-                          capture_output=True, text=True, **kw)
+                          capture_output=True, text=True, timeout=900, **kw)
 
 
 def _train(d: Path, run_id: str, out: Path, *extra):
     return _run(["train", run_id, "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--out", str(out), *extra])
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def _losses(out: Path) -> list[float]:
@@ -99,9 +107,18 @@ def test_torchrun_ddp_matches_one_process(workdir):
     single, ddp = workdir / "single", workdir / "ddp"
     _train(workdir, "c-9k", single, "--no-resume")
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    subprocess.run([torchrun, "--standalone", "--nproc_per_node", "2", "-m", "benchmark", "train", "c-9k",
-                    "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--out", str(ddp), "--no-resume"],
-                   cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, check=True, capture_output=True, text=True)
+    cmd = [torchrun, "--nnodes", "1", "--nproc_per_node", "2", "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+           "-m", "benchmark", "train", "c-9k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"),
+           "--out", str(ddp), "--no-resume"]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        out, _ = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+        out, _ = proc.communicate()
+        pytest.fail(f"torchrun did not finish in 300 s:\n{out[-3000:]}")
+    assert proc.returncode == 0, out[-3000:]
     a, b = _losses(single), _losses(ddp)
     assert len(a) == len(b) > 10
     for step, (x, y) in enumerate(zip(a, b), 1):
