@@ -61,14 +61,13 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
 
     rank, world, local_rank = _dist()
     if world > 1:
-        import torch.distributed as tdist
-
         from datetime import timedelta
+
+        import torch.distributed as tdist
 
         backend = "nccl" if p.train.device != "cpu" and torch.cuda.is_available() else "gloo"
         if backend == "gloo" and os.environ.get("LOCAL_WORLD_SIZE") == str(world):
             # every rank on this machine: talk over loopback, not over whatever the hostname resolves to
-            # (a hostname that resolves to an unreachable address makes gloo wait forever)
             os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
         tdist.init_process_group(backend, timeout=timedelta(minutes=10))
     device = _device(p.train.device, local_rank, world)
