@@ -61,7 +61,7 @@ def main() -> int:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
     opt = trainer.build_optimizer(net, lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95), device=device)
-    model = torch.compile(net) if cuda and not args.no_compile else net
+    model = trainer.TargetLoss(net, compile=cuda and not args.no_compile)
     warm = min(20, steps // 4)
     losses, t_start, tokens = [], None, 0
     for i, b in enumerate(batches):

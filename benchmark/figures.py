@@ -82,7 +82,7 @@ def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, 
     title = "Validation loss vs compute"
     if fit is not None:
         p = fit["params"]
-        title += f"\nfit: E={p['E']:.3g}, A={p['A']:.3g}, B={p['B']:.3g}, α={p['alpha']:.2f}, β={p['beta']:.2f}"
+        title += f"\nfit: E={p['E']:.3f}, A={p['A']:.3g}, B={p['B']:.3g}, α={p['alpha']:.2f}, β={p['beta']:.2f}"
     ax.set_title(title, fontsize=9)
     if cutoff is not None:
         ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
@@ -101,7 +101,7 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
         N = np.array([r["n_params"] for r in rs], float)
         L = np.array([loss[r["run_id"]] for r in rs])
         style = {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)], "color": f"C{i}"}
-        ax.plot(N, L, linestyle="none", marker=style["marker"], color=style["color"], label=f"C ≈ {b['flops']:.2g} FLOP")
+        points = ax.plot(N, L, linestyle="none", marker=style["marker"], color=style["color"], label=f"C ≈ {b['flops']:.2g} FLOP")[0]
         if len(N) >= 3:
             c2, c1, c0 = np.polyfit(np.log(N), L, 2)
             g = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
@@ -110,6 +110,9 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
             if n_opt is not None and N.min() <= n_opt <= N.max():  # an interior minimum only
                 ax.plot([n_opt], [c0 + c1 * math.log(n_opt) + c2 * math.log(n_opt) ** 2], marker="*", markersize=11,
                         color=style["color"], markeredgecolor="k", linestyle="none")
+            else:  # the optimum lies outside the sampled sizes: say which side instead of drawing a star
+                side = "smallest" if L.argmin() == N.argmin() else "largest" if L.argmin() == N.argmax() else "edge"
+                points.set_label(f"C ≈ {b['flops']:.2g} FLOP: no minimum inside, {side} N is best")
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss (nats / target token)")
@@ -148,6 +151,8 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
         ax.set_xlabel("training compute (FLOP)")
         ax.set_ylabel(label)
         ax.set_title(f"{task}", fontsize=9)
+    if cutoff is not None:
+        axes[0].plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
     axes[0].legend(fontsize=6, frameon=False)
     return fig
 

@@ -117,13 +117,11 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         log_path.write_text("")
 
     net.to(device)
-    model = net
+    model = trainer.TargetLoss(net, compile=p.train.compile)
     if world > 1:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
-        model = DDP(net, device_ids=[local_rank] if device == "cuda" else None)
-    if p.train.compile:
-        model = torch.compile(model)
+        model = DDP(model, device_ids=[local_rank] if device == "cuda" else None)
     peak = (trainer.gpu_peak_flops(torch.cuda.get_device_name(0)) if device == "cuda"
             else trainer.measure_matmul_peak() * world)
 

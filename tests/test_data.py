@@ -67,3 +67,32 @@ def test_resuming_from_a_state_gives_the_same_rows(prepared):
             assert (u == v).all()
         assert x[3] == y[3]
     assert not all((x[0] == y[0]).all() for x, y in zip(first, rest))
+
+
+def test_target_only_head_gives_the_loss_and_gradients_of_the_full_head(prepared):
+    """TargetLoss projects only target positions; loss and every gradient match projecting all positions."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from benchmark import model as model_mod
+    from benchmark.trainer import TargetLoss, loss_sum
+
+    p, c = prepared
+    ids, labels, pos, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in _packer(p, c).next_batch(4))
+    assert 0 < int((labels[:, 1:] != IGNORE).sum()) < labels[:, 1:].numel()  # some positions are skipped
+    grads = []
+    for full in (True, False):
+        torch.manual_seed(0)
+        cfg = model_mod.llama_config(d_model=32, n_layers=2, n_heads=2, vocab_size=c.tokenizer.get_vocab_size(),
+                                     seq_len=p.model.seq_len)
+        cfg._attn_implementation = "sdpa"
+        net = LlamaForCausalLM(cfg).double()
+        if full:
+            total = loss_sum(net(input_ids=ids, position_ids=pos, use_cache=False).logits, labels)
+        else:
+            total = TargetLoss(net)(ids, pos, labels)
+        total.backward()
+        grads.append((float(total), {k: v.grad.clone() for k, v in net.named_parameters()}))
+    (la, ga), (lb, gb) = grads
+    assert abs(la - lb) <= 1e-9 * abs(la)
+    assert ga.keys() == gb.keys() and all(torch.allclose(ga[k], gb[k], rtol=1e-7, atol=1e-12) for k in ga)
