@@ -32,7 +32,7 @@ def main() -> int:
         print("FAIL: no CUDA device (use --dry to check the script on a CPU)")
         return 1
     device = "cuda" if cuda else "cpu"
-    d, L, h, seq, batch, steps = (1024, 8, 16, 1024, 32, 300) if cuda else (64, 2, 2, 128, 4, 12)
+    d, L, h, seq, batch, steps = (1024, 8, 16, 1024, 32, 300) if cuda else (64, 2, 2, 128, 4, 60)
     steps = args.steps or steps
     raw = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw["tokenizer"] = {"vocab_size": 4096 if cuda else 512, "train_examples": 2000 if cuda else 200}

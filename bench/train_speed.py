@@ -109,7 +109,7 @@ def main() -> int:
     ap.add_argument("--compile", action="store_true", help="also time this project's loop with torch.compile")
     args = ap.parse_args()
     peak = trainer.measure_matmul_peak(1.0)
-    print(f"fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
+    print(f"fp32 matmul peak measured at the start: {peak / 1e9:.1f} GFLOP/s ({torch.get_num_threads()} threads)")
     with tempfile.TemporaryDirectory() as tmp:
         import yaml
 
@@ -123,8 +123,7 @@ def main() -> int:
         vocab = c.tokenizer.get_vocab_size()
         head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'loss*':>9}"
         print(f"best of {args.rounds} alternating rounds, {args.steps} timed steps of {BATCH} x {SEQ_LEN} after {args.warmup}")
-        print(head)
-        print("-" * len(head))
+        table = []
         for name in args.sizes:
             d, L, h = SIZES[name]
             n = model_mod.count_params(d_model=d, n_layers=L, vocab_size=vocab).total
@@ -140,14 +139,17 @@ def main() -> int:
                     secs, toks, loss = fn(build(d, L, h, vocab))
                     if toks / secs > best.get(label, (0.0, 0.0))[0]:
                         best[label] = (toks / secs, loss)
-            results = {}
-            for label, _ in loops:
-                tps, loss = best[label]
-                results[label] = tps
+            table.append((name, n, per_tok, [(label, *best[label]) for label, _ in loops]))
+            print(f"{name}: done", file=sys.stderr, flush=True)
+        peak = max(peak, trainer.measure_matmul_peak(1.0))
+        print(head)  # printed at the end, so that every MFU uses the same (highest) peak
+        print("-" * len(head))
+        for name, n, per_tok, rows in table:
+            for label, tps, loss in rows:
                 print(f"{name:>5} {n / 1e6:>7.2f}M {label:<14} {tps:>8.0f} {tps * per_tok / 1e9:>8.1f} "
                       f"{tps * per_tok / peak:>6.1%} {loss:>9.4f}")
-            base = results["hf Trainer"]
-            print("      ratio vs Trainer: " + ", ".join(f"{k} {v / base:.2f}x" for k, v in results.items() if k != "hf Trainer"))
+            base = dict((r[0], r[1]) for r in rows)["hf Trainer"]
+            print("      ratio vs Trainer: " + ", ".join(f"{r[0]} {r[1] / base:.2f}x" for r in rows if r[0] != "hf Trainer"))
     print(f"MFU against the highest fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s")
     print("* this project: loss of the last step; Trainer: its mean training loss over all steps")
     return 0

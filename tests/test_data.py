@@ -92,7 +92,7 @@ def test_target_only_head_gives_the_loss_and_gradients_of_the_full_head(prepared
         else:
             total = TargetLoss(net)(ids, pos, labels)
         total.backward()
-        grads.append((float(total), {k: v.grad.clone() for k, v in net.named_parameters()}))
+        grads.append((float(total.detach()), {k: v.grad.clone() for k, v in net.named_parameters()}))
     (la, ga), (lb, gb) = grads
     assert abs(la - lb) <= 1e-9 * abs(la)
     assert ga.keys() == gb.keys() and all(torch.allclose(ga[k], gb[k], rtol=1e-7, atol=1e-12) for k in ga)
