@@ -165,6 +165,8 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             print(f"{run.run_id}: diverged at step {diverged_step}: {reason}", file=sys.stderr)
         tail = [v for v in _log_losses(log_path)][-max(1, step // 10):]
         finite = [v for v in tail if np.isfinite(v)]
+        if device != "cuda":  # measured again now: a busy moment at the start must not inflate the MFU
+            peak = max(peak, trainer.measure_matmul_peak() * world)
         flops_att = model_mod.flops_with_attention(n_params=q.n_params, tokens=tokens_seen, n_layers=q.n_layers,
                                                    d_model=q.d_model, seq_len=q.seq_len)
         row = schema.validate_record("runs", {

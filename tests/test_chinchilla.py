@@ -2,17 +2,18 @@
 Approach-3 refit is the reference: E=1.817, A=482.01, B=2085.43, alpha=0.3478, beta=0.3658 with bootstrap
 SEs 0.026, 124.52, 1293.28, 0.0154, 0.0206 (4000 resamples), a = beta/(alpha+beta) = 0.513.
 
-Uses ../shared/data/chinchilla_svg_extracted.csv beside the repository; skipped only where it is absent.
+Uses ../shared/data/chinchilla_svg_extracted.csv beside the repository (or $BENCHMARK_SHARED_DATA); skipped only
+where it is absent.
 """
 import json
-from pathlib import Path
 
 import pytest
 
 from benchmark import fit_csv
 from benchmark.fitting import FitSettings, fit
+from tests_paths import CHINCHILLA_CSV
 
-CSV = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
+CSV = CHINCHILLA_CSV
 EPOCH = {"E": 1.817, "A": 482.01, "B": 2085.43, "alpha": 0.3478, "beta": 0.3658}
 EPOCH_SE = {"E": 0.026, "A": 124.52, "B": 1293.28, "alpha": 0.0154, "beta": 0.0206}
 

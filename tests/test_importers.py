@@ -8,8 +8,9 @@ import pytest
 
 from benchmark import db, importers
 from conftest_hub import synthetic_rows
+from tests_paths import CHINCHILLA_CSV
 
-EPOCH_CSV = Path("/work/shared/data/chinchilla_svg_extracted.csv")
+EPOCH_CSV = CHINCHILLA_CSV
 
 
 def write_csv(path: Path, rows: list[tuple]) -> Path:

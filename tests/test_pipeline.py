@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests_paths import ROOT, TINY
+from tests_paths import CHINCHILLA_CSV, ROOT, TINY
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -126,7 +126,7 @@ def test_dvc_plots_render_without_network(repo):
 
 def test_compare_prints_both_parameter_sets(repo, root):
     db = str(repo / "leaderboard" / "results.duckdb")
-    csv = root.parent / "shared" / "data" / "chinchilla_svg_extracted.csv"
+    csv = CHINCHILLA_CSV
     if not csv.exists():  # the reference data lives beside the checkout, not in it
         csv = repo / "mini_chinchilla.csv"
         lines = ["Model Size,Training FLOP,loss"] + [f"{n:.6g},{6 * n * d:.6g},{1.8 + 400 / n ** 0.34 + 400 / d ** 0.28:.6f}"
