@@ -85,9 +85,14 @@ def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, 
         title += f"\nfit: E={p['E']:.3f}, A={p['A']:.3g}, B={p['B']:.3g}, α={p['alpha']:.2f}, β={p['beta']:.2f}"
     ax.set_title(title, fontsize=9)
     if cutoff is not None:
-        ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
+        _held_out_legend(ax)
     ax.legend(fontsize=7, frameon=False)
     return fig
+
+
+def _held_out_legend(ax) -> None:
+    """A legend entry for the hollow markers of runs held out of the fit."""
+    ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
 
 
 def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
@@ -152,7 +157,7 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
         ax.set_ylabel(label)
         ax.set_title(f"{task}", fontsize=9)
     if cutoff is not None:
-        axes[0].plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
+        _held_out_legend(axes[0])
     axes[0].legend(fontsize=6, frameon=False)
     return fig
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from conftest_hub import closed_port
 from tests_paths import ROOT, TINY
 
 
@@ -39,14 +40,6 @@ def _run(args, **kw):
 
 def _train(d: Path, run_id: str, out: Path, *extra):
     return _run(["train", run_id, "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--out", str(out), *extra])
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _losses(out: Path) -> list[float]:
@@ -107,7 +100,7 @@ def test_torchrun_ddp_matches_one_process(workdir):
     single, ddp = workdir / "single", workdir / "ddp"
     _train(workdir, "c-9k", single, "--no-resume")
     torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent))
-    cmd = [torchrun, "--nnodes", "1", "--nproc_per_node", "2", "--master-addr", "127.0.0.1", "--master-port", str(_free_port()),
+    cmd = [torchrun, "--nnodes", "1", "--nproc_per_node", "2", "--master-addr", "127.0.0.1", "--master-port", str(closed_port()),
            "-m", "benchmark", "train", "c-9k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"),
            "--out", str(ddp), "--no-resume"]
     proc = subprocess.Popen(cmd, cwd=ROOT, env={**_env(), "OMP_NUM_THREADS": "1"}, start_new_session=True,
