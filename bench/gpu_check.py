@@ -60,8 +60,8 @@ def main() -> int:
     if cuda:
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
-    opt = trainer.build_optimizer(net, lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95), device=device)
-    model = trainer.TargetLoss(net, compile=cuda and not args.no_compile)
+    opt = trainer.build_optimizer(net, lr=6e-4, weight_decay=0.1, betas=(0.9, 0.95))
+    model = trainer.TargetLoss(net, compile=not args.no_compile)  # --dry compiles too: the same code path
     warm = min(20, steps // 4)
     losses, t_start, tokens = [], None, 0
     for i, b in enumerate(batches):

@@ -2,7 +2,10 @@
 
 For each model size, both train the same freshly initialised Llama on the same packed batches of
 the generated task suite for the same number of tokens; the first steps of each (thread-pool start,
-allocator, torch.compile) are excluded from the timing. Prints tokens/s, achieved FLOP/s with
+allocator, torch.compile) are excluded from the timing. Tokens are real (non-padding) tokens. Where
+the ratio comes from: this project's loop runs the decoder only up to each row's last target (the
+padding after it is skipped) and the LM head only on target positions, with fused AdamW; Trainer
+runs the transformers model on every position of the same rows (see the shares printed first). Prints tokens/s, achieved FLOP/s with
 attention counted (Hoffmann et al. 2022, App. F), MFU against a fp32 matmul peak measured in this
 process, and the ratio of the two loops.
 
@@ -26,7 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmark import corpus as corpus_mod, model as model_mod, params as params_mod, trainer  # noqa: E402
-from benchmark.data import Packer, TrainStream  # noqa: E402
+from benchmark.data import IGNORE, Packer, TrainStream  # noqa: E402
 from benchmark.tokenizer import encoder  # noqa: E402
 
 SIZES = {  # name: (d_model, n_layers, n_heads); N (total) printed below
@@ -55,7 +58,7 @@ def build(d, L, h, vocab, seed=0):
 
 def ours(net, data, warmup: int, compile_: bool) -> tuple[float, int, float]:
     """(seconds, tokens) for the timed steps of this project's train_step; returns the last loss too."""
-    opt = trainer.build_optimizer(net, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95), device="cpu")
+    opt = trainer.build_optimizer(net, lr=1e-3, weight_decay=0.1, betas=(0.9, 0.95))
     model = trainer.TargetLoss(net, compile=compile_)
     model.train()
     t0, tokens, loss = None, 0, float("nan")
@@ -121,6 +124,12 @@ def main() -> int:
         prepare(p, Path(tmp) / "data")
         data, c = batches(args.warmup + args.steps, Path(tmp) / "data", p)
         vocab = c.tokenizer.get_vocab_size()
+        positions = len(data) * BATCH * SEQ_LEN
+        pad = 1 - sum(b[3] for b in data) / positions
+        targets = sum(int((b[1][:, 1:] != IGNORE).sum()) for b in data) / positions
+        print(f"the batches both loops get: {pad:.1%} of positions are padding, {targets:.1%} are followed by a "
+              f"target (this project's loop skips the padding in the decoder and projects only those to the vocabulary; "
+              f"Trainer computes every position)")
         head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'loss*':>9}"
         print(f"best of {args.rounds} alternating rounds, {args.steps} timed steps of {BATCH} x {SEQ_LEN} after {args.warmup}")
         table = []

@@ -93,7 +93,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
     counts = model_mod.count_params_of(net)
     assert counts.total == q.n_params, (counts, q)
     opt = trainer.build_optimizer(net, lr=q.lr, weight_decay=p.train.weight_decay,
-                                  betas=(p.train.beta1, p.train.beta2), device=device)
+                                  betas=(p.train.beta1, p.train.beta2))
 
     weights = {t.name: t.weight for t in p.data.tasks}
     sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, run.seed, data_dir)

@@ -22,15 +22,15 @@ def lr_at(fraction: float, *, peak: float, warmup_fraction: float, min_lr_ratio:
     return peak * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
 
-def build_optimizer(model, *, lr: float, weight_decay: float, betas: tuple[float, float], device: str):
-    """AdamW; weight decay on matrices only (not on norms), fused kernels on CUDA."""
+def build_optimizer(model, *, lr: float, weight_decay: float, betas: tuple[float, float]):
+    """AdamW; weight decay on matrices only (not on norms); PyTorch's fused kernel (one pass over every
+    tensor, on the CPU as on CUDA, as transformers.Trainer's default `adamw_torch_fused`)."""
     decay, no_decay = [], []
     for _, p in model.named_parameters():
         if p.requires_grad:
             (decay if p.dim() >= 2 else no_decay).append(p)
     groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    extra = {"fused": True} if device == "cuda" else {"foreach": True}
-    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, **extra)
+    return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=True)
 
 
 def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -39,29 +39,99 @@ def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                            ignore_index=IGNORE, reduction="sum")
 
 
+def packed_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """Block-diagonal causal mask (True = may attend) of packed rows, [B, 1, T, T].
+
+    A new example starts wherever the position id does not grow by one, the rule transformers uses
+    for packed rows (`find_packed_sequence_indices`), so the mask is the one its LlamaModel builds.
+    """
+    first = position_ids[:, :1] - 1
+    segment = (torch.diff(position_ids, prepend=first, dim=-1) != 1).cumsum(-1)
+    same = segment[:, :, None] == segment[:, None, :]
+    t = position_ids.size(1)
+    causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
+    return (same & causal)[:, None]
+
+
+def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """Final hidden states of the tokens at flat positions `idx` of the [B, T] rows, as [len(idx), d_model],
+    computed without touching the other (padding) positions except inside attention.
+
+    The same arithmetic as transformers' LlamaModel.forward on packed rows, with its own modules and
+    weights: embeddings, norms, projections and MLPs run on the kept tokens only (padding-free
+    training); attention scatters q, k, v back into the padded rows and uses the packed
+    block-diagonal causal mask (Krell et al. 2021, "Efficient sequence packing without
+    cross-contamination"), so a kept token sees exactly what it sees in the padded model: padding
+    positions form their own block, which no real token attends to.
+    """
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+
+    b, t = input_ids.shape
+    x = decoder.embed_tokens(input_ids.reshape(-1).index_select(0, idx))
+    cos, sin = decoder.rotary_emb(x, position_ids.reshape(-1).index_select(0, idx))
+    mask = packed_causal_mask(position_ids)
+    n = idx.numel()
+
+    def rows(z: torch.Tensor) -> torch.Tensor:  # [n, h, hd] -> [b, h, t, hd], zeros at padding
+        full = z.new_zeros(b * t, *z.shape[1:]).index_copy(0, idx, z)
+        return full.view(b, t, *z.shape[1:]).transpose(1, 2)
+
+    for layer in decoder.layers:
+        attn = layer.self_attn
+        h = layer.input_layernorm(x)
+        q = attn.q_proj(h).view(n, -1, attn.head_dim)
+        k = attn.k_proj(h).view(n, -1, attn.head_dim)
+        v = attn.v_proj(h).view(n, -1, attn.head_dim)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+        o = F.scaled_dot_product_attention(rows(q), rows(k), rows(v), attn_mask=mask, scale=attn.scaling,
+                                           enable_gqa=attn.num_key_value_groups > 1)
+        o = o.transpose(1, 2).reshape(b * t, -1).index_select(0, idx)
+        x = x + attn.o_proj(o)
+        x = x + layer.mlp(layer.post_attention_layernorm(x))
+    return decoder.norm(x)
+
+
+def through_last_target(labels: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: the positions of each row up to and including its last labelled one."""
+    labelled = labels != IGNORE
+    t = labels.size(1)
+    last = torch.where(labelled.any(1), t - 1 - labelled.flip(1).to(torch.int8).argmax(1), -1)
+    return torch.arange(t, device=labels.device)[None] <= last[:, None]
+
+
 class TargetLoss(torch.nn.Module):
     """A causal LM that returns the summed next-token cross-entropy over target positions only.
 
-    The LM head and the softmax run only on positions whose next token is a target (about a quarter
-    of a packed row of the default tasks) instead of on every position: the same loss and gradients
-    as projecting every position and ignoring the rest, for less compute. DDP wraps this module;
-    with `compile`, the decoder (fixed shapes) goes through torch.compile and the head stays eager
-    (its row count changes with every batch).
+    Two savings over calling the transformers model on the padded rows, neither of which changes the
+    loss or the gradients (tests/test_data.py checks both in float64):
+    - the decoder runs only on each row's positions up to its last target (`through_last_target`,
+      `unpadded_decoder`): the padding after it, about a fifth of a packed row of the default tasks,
+      costs nothing outside attention. Under a causal mask a later position cannot change the loss,
+      whatever its token id;
+    - the LM head and the softmax run only on positions whose next token is a target (about a
+      quarter of a row) instead of on every position.
+    DDP wraps this module. With `compile`, the token-wise work goes through torch.compile with
+    dynamic shapes (the token and target counts change with every batch).
     """
 
     def __init__(self, lm, compile: bool = False):
         super().__init__()
         self.lm = lm
+        run = torch.compile(unpadded_decoder, dynamic=True) if compile else unpadded_decoder
         # kept out of the module tree, so that parameter names and the checkpoint stay those of `lm`
-        self.__dict__["decoder"] = torch.compile(lm.model) if compile else lm.model
+        self.__dict__["decoder"] = lambda ids, pos, idx: run(lm.model, ids, pos, idx)
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        # use_cache=False: with a cache, transformers ignores the packed-row (block-diagonal) mask
-        hidden = self.decoder(input_ids=input_ids, position_ids=position_ids, use_cache=False).last_hidden_state
+        keep = through_last_target(labels)
+        idx = keep.reshape(-1).nonzero().squeeze(1)  # outside the compiled part: its length depends on the data
+        hidden = self.decoder(input_ids, position_ids, idx)  # [n_kept, d]
         target = labels[:, 1:]
-        keep = target != IGNORE
-        logits = self.lm.lm_head(hidden[:, :-1][keep])
-        return F.cross_entropy(logits.float(), target[keep], reduction="sum")
+        is_target = target != IGNORE
+        # row of `hidden` for each position: kept tokens are numbered in row-major order
+        slot = keep.reshape(-1).cumsum(0).view_as(keep) - 1
+        before = slot[:, :-1][is_target]  # the position just before each target (always a real token)
+        logits = self.lm.lm_head(hidden.index_select(0, before))
+        return F.cross_entropy(logits.float(), target[is_target], reduction="sum")
 
 
 def n_targets(labels) -> int:

@@ -69,17 +69,20 @@ def test_resuming_from_a_state_gives_the_same_rows(prepared):
     assert not all((x[0] == y[0]).all() for x, y in zip(first, rest))
 
 
-def test_target_only_head_gives_the_loss_and_gradients_of_the_full_head(prepared):
-    """TargetLoss projects only target positions; loss and every gradient match projecting all positions."""
+def test_unpadded_decoder_and_target_only_head_give_the_loss_and_gradients_of_the_padded_model(prepared):
+    """TargetLoss runs the decoder on real tokens only and the head on target positions only; the loss and
+    every gradient match the transformers model on the padded rows with the full head."""
     import torch
     from transformers import LlamaForCausalLM
 
     from benchmark import model as model_mod
-    from benchmark.trainer import TargetLoss, loss_sum
+    from benchmark.trainer import TargetLoss, loss_sum, through_last_target
 
     p, c = prepared
     ids, labels, pos, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in _packer(p, c).next_batch(4))
     assert 0 < int((labels[:, 1:] != IGNORE).sum()) < labels[:, 1:].numel()  # some positions are skipped
+    assert (ids == c.vocab.pad).any()  # and some are padding, which the decoder skips
+    assert (through_last_target(labels) == (ids != c.vocab.pad)).all()
     grads = []
     for full in (True, False):
         torch.manual_seed(0)
