@@ -118,3 +118,14 @@ def test_torchrun_ddp_matches_one_process(workdir):
         assert abs(x - y) <= 1e-4 * abs(x), (step, x, y)
     rec = json.loads((ddp / "train.json").read_text())
     assert rec["world_size"] == 2 and rec["tokens"] == json.loads((single / "train.json").read_text())["tokens"]
+
+
+def test_gpu_check_dry_runs_the_gpu_script_on_the_cpu():
+    """bench/gpu_check.sh --dry: the GPU check's own code (data, >=100M config swapped for a tiny one,
+    TargetLoss under torch.compile, fused AdamW, MFU report) runs on the CPU and its loss falls."""
+    env = {**_env(), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_check.sh"), "--dry"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 0, out[-3000:]
+    assert "PASS" in out and "MFU:" in out, out[-3000:]
