@@ -47,6 +47,15 @@ def batches(n: int, data_dir: Path, p) -> list[tuple]:
     return [pk.next_batch(BATCH) for _ in range(n)], c
 
 
+def executed_per_token(counts, per_real: dict, *, n_layers: int, d_model: int) -> dict[str, float]:
+    """Training FLOPs each loop executes per real token, with the 6-FLOPs-per-parameter rule of
+    Kaplan et al. 2020 (Sec. 2.1) applied to the rows each part actually runs on; the tied
+    embedding counts as the head's matmul, attention over whole rows (Hoffmann et al. 2022, App. F)."""
+    attention = 12.0 * n_layers * SEQ_LEN * d_model * per_real["positions"]
+    return {"hf Trainer": 6.0 * counts.total * per_real["positions"] + attention,
+            "this project": 6.0 * counts.nonembedding + 6.0 * counts.embedding * per_real["targets"] + attention}
+
+
 def build(d, L, h, vocab, seed=0):
     from transformers import LlamaForCausalLM
 
@@ -124,19 +133,22 @@ def main() -> int:
         prepare(p, Path(tmp) / "data")
         data, c = batches(args.warmup + args.steps, Path(tmp) / "data", p)
         vocab = c.tokenizer.get_vocab_size()
-        positions = len(data) * BATCH * SEQ_LEN
-        pad = 1 - sum(b[3] for b in data) / positions
-        targets = sum(int((b[1][:, 1:] != IGNORE).sum()) for b in data) / positions
-        print(f"the batches both loops get: {pad:.1%} of positions are padding, {targets:.1%} are followed by a "
-              f"target (this project's loop skips the padding in the decoder and projects only those to the vocabulary; "
-              f"Trainer computes every position)")
-        head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'loss*':>9}"
+        timed = data[args.warmup:]
+        real = sum(b[3] for b in timed)
+        per_real = {"positions": len(timed) * BATCH * SEQ_LEN / real,
+                    "targets": sum(int((b[1][:, 1:] != IGNORE).sum()) for b in timed) / real}
+        print(f"the batches both loops get: {1 - 1 / per_real['positions']:.1%} of positions are padding, "
+              f"{per_real['targets'] / per_real['positions']:.1%} are followed by a target. This project's loop skips "
+              f"the padding in the decoder and projects only those to the vocabulary; Trainer computes every position.")
+        head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'HFU':>6} {'loss*':>9}"
         print(f"best of {args.rounds} alternating rounds, {args.steps} timed steps of {BATCH} x {SEQ_LEN} after {args.warmup}")
         table = []
         for name in args.sizes:
             d, L, h = SIZES[name]
-            n = model_mod.count_params(d_model=d, n_layers=L, vocab_size=vocab).total
+            counts = model_mod.count_params(d_model=d, n_layers=L, vocab_size=vocab)
+            n = counts.total
             per_tok = model_mod.flops_with_attention(n_params=n, tokens=1, n_layers=L, d_model=d, seq_len=SEQ_LEN)
+            done = executed_per_token(counts, per_real, n_layers=L, d_model=d)
             peak = max(peak, trainer.measure_matmul_peak(1.0))  # re-measured per size; the highest is used (conservative MFU)
             loops = [("this project", lambda net: ours(net, data, args.warmup, False)),
                      ("hf Trainer", lambda net: hf_trainer(net, data, args.warmup, str(Path(tmp) / "trainer")))]
@@ -148,18 +160,22 @@ def main() -> int:
                     secs, toks, loss = fn(build(d, L, h, vocab))
                     if toks / secs > best.get(label, (0.0, 0.0))[0]:
                         best[label] = (toks / secs, loss)
-            table.append((name, n, per_tok, [(label, *best[label]) for label, _ in loops]))
+            table.append((name, n, per_tok, done, [(label, *best[label]) for label, _ in loops]))
             print(f"{name}: done", file=sys.stderr, flush=True)
         peak = max(peak, trainer.measure_matmul_peak(1.0))
         print(head)  # printed at the end, so that every MFU uses the same (highest) peak
         print("-" * len(head))
-        for name, n, per_tok, rows in table:
+        for name, n, per_tok, done, rows in table:
             for label, tps, loss in rows:
+                hfu = tps * done["hf Trainer" if label == "hf Trainer" else "this project"] / peak
                 print(f"{name:>5} {n / 1e6:>7.2f}M {label:<14} {tps:>8.0f} {tps * per_tok / 1e9:>8.1f} "
-                      f"{tps * per_tok / peak:>6.1%} {loss:>9.4f}")
+                      f"{tps * per_tok / peak:>6.1%} {hfu:>6.1%} {loss:>9.4f}")
             base = dict((r[0], r[1]) for r in rows)["hf Trainer"]
             print("      ratio vs Trainer: " + ", ".join(f"{r[0]} {r[1] / base:.2f}x" for r in rows if r[0] != "hf Trainer"))
-    print(f"MFU against the highest fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s")
+    print(f"MFU and HFU against the highest fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s. "
+          "MFU: model FLOPs (6N + attention) per real token, the same count for both loops. HFU: the FLOPs each "
+          "loop actually executes per real token (Trainer: every position of the rows, full head; this project: "
+          "real tokens, the head on target positions only, attention over the whole rows).")
     print("* this project: loss of the last step; Trainer: its mean training loss over all steps")
     return 0
 
