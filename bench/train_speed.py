@@ -171,7 +171,9 @@ def main() -> int:
                 print(f"{name:>5} {n / 1e6:>7.2f}M {label:<14} {tps:>8.0f} {tps * per_tok / 1e9:>8.1f} "
                       f"{tps * per_tok / peak:>6.1%} {hfu:>6.1%} {loss:>9.4f}")
             base = dict((r[0], r[1]) for r in rows)["hf Trainer"]
-            print("      ratio vs Trainer: " + ", ".join(f"{r[0]} {r[1] / base:.2f}x" for r in rows if r[0] != "hf Trainer"))
+            print("      ratio vs Trainer: " + ", ".join(f"{r[0]} {r[1] / base:.2f}x" for r in rows if r[0] != "hf Trainer")
+                  + f" (Trainer executes {done['hf Trainer'] / done['this project']:.2f}x the FLOPs per real token: "
+                  "the ratio at equal HFU)")
     print(f"MFU and HFU against the highest fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s. "
           "MFU: model FLOPs (6N + attention) per real token, the same count for both loops. HFU: the FLOPs each "
           "loop actually executes per real token (Trainer: every position of the rows, full head; this project: "
