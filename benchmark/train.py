@@ -231,4 +231,12 @@ def main(argv: list[str]) -> int:
     if row is not None:
         print(f"{row['run_id']}: {row['status']}, {row['steps']} steps, {row['tokens']} tokens, "
               f"final train loss {row['final_train_loss']}, {row['tokens_per_s']:.0f} tok/s, MFU {row['mfu'] or 0:.1%}")
+    if _dist()[1] > 1:
+        # Every output is written and the process group destroyed. Leave without the interpreter's
+        # teardown: DDP's reducer frees the Gloo group there, under the GIL, and the group's worker
+        # threads can deadlock waiting for it (pytorch/pytorch#56297); seen here once in a few dozen
+        # 2-process runs, after train.json was written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     return 0

@@ -96,6 +96,23 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir):
     assert not (out / "checkpoints").exists()  # only the final weights remain
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants (found through /proc before any of them dies)."""
+    kids = []
+    for d in Path("/proc").iterdir():
+        try:
+            if d.name.isdigit() and int((d / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                kids.append(int(d.name))
+        except (OSError, IndexError, ValueError):
+            continue
+    for k in kids:
+        _kill_tree(k)
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def test_torchrun_ddp_matches_one_process(workdir):
     single, ddp = workdir / "single", workdir / "ddp"
     _train(workdir, "c-9k", single, "--no-resume")
@@ -108,8 +125,8 @@ def test_torchrun_ddp_matches_one_process(workdir):
     try:
         out, _ = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
-        out, _ = proc.communicate()
+        _kill_tree(proc.pid)  # torchrun and its workers, which run in sessions of their own
+        out, _ = proc.communicate(timeout=60)
         pytest.fail(f"torchrun did not finish in 300 s:\n{out[-3000:]}")
     assert proc.returncode == 0, out[-3000:]
     a, b = _losses(single), _losses(ddp)
