@@ -2,12 +2,12 @@
 
 For each model size, both train the same freshly initialised Llama on the same packed batches of
 the generated task suite for the same number of tokens; the first steps of each (thread-pool start,
-allocator, torch.compile) are excluded from the timing. Tokens are real (non-padding) tokens. Where
-the ratio comes from: this project's loop runs the decoder only up to each row's last target (the
-padding after it is skipped) and the LM head only on target positions, with fused AdamW; Trainer
-runs the transformers model on every position of the same rows (see the shares printed first). Prints tokens/s, achieved FLOP/s with
-attention counted (Hoffmann et al. 2022, App. F), MFU against a fp32 matmul peak measured in this
-process, and the ratio of the two loops.
+allocator, torch.compile) are excluded from the timing. Tokens are real (non-padding) tokens.
+Prints tokens/s, achieved FLOP/s with attention counted (Hoffmann et al. 2022, App. F), MFU and HFU
+against a fp32 matmul peak measured in this process, and the ratio of the two loops. Where the ratio
+comes from: this project's loop runs the decoder only up to each row's last target (the padding
+after it is skipped) and the LM head only on target positions; Trainer runs the transformers model
+on every position of the same rows (the shares are printed first).
 
     pip install -e ".[bench]"                    # accelerate, which Trainer needs
     python bench/train_speed.py                  # 3 sizes, ~5 minutes on 2 cores
