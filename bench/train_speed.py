@@ -5,9 +5,10 @@ the generated task suite for the same number of tokens; the first steps of each 
 allocator, torch.compile) are excluded from the timing. Tokens are real (non-padding) tokens.
 Prints tokens/s, achieved FLOP/s with attention counted (Hoffmann et al. 2022, App. F), MFU and HFU
 against a fp32 matmul peak measured in this process, and the ratio of the two loops. Where the ratio
-comes from: this project's loop runs the decoder only up to each row's last target (the padding
-after it is skipped) and the LM head only on target positions; Trainer runs the transformers model
-on every position of the same rows (the shares are printed first).
+comes from: this project's loop computes only what the loss depends on (the decoder on the
+positions some target depends on, so no padding; its last layer but k and v, and the LM head, on
+the positions followed by a target); Trainer runs the transformers model on every position of the
+same rows (the shares are printed first).
 
     pip install -e ".[bench]"                    # accelerate, which Trainer needs
     python bench/train_speed.py                  # 3 sizes, ~5 minutes on 2 cores
@@ -50,10 +51,16 @@ def batches(n: int, data_dir: Path, p) -> list[tuple]:
 def executed_per_token(counts, per_real: dict, *, n_layers: int, d_model: int) -> dict[str, float]:
     """Training FLOPs each loop executes per real token, with the 6-FLOPs-per-parameter rule of
     Kaplan et al. 2020 (Sec. 2.1) applied to the rows each part actually runs on; the tied
-    embedding counts as the head's matmul, attention over whole rows (Hoffmann et al. 2022, App. F)."""
+    embedding counts as the head's matmul, attention over whole rows (Hoffmann et al. 2022, App. F).
+    This project's loop: every layer but the last on the needed positions; in the last layer, the
+    input norm, k and v there too, and q, o, the MLP, the final norm and the head on the
+    target-predicting positions only."""
+    d, f = d_model, model_mod.intermediate_size(d_model)
+    kv = 2 * d * d + d  # input norm, k_proj, v_proj of one layer
+    rest = counts.nonembedding - (n_layers - 1) * (4 * d * d + 3 * d * f + 2 * d) - kv  # the rest of the last layer, final norm
     attention = 12.0 * n_layers * SEQ_LEN * d_model * per_real["positions"]
-    return {"hf Trainer": 6.0 * counts.total * per_real["positions"] + attention,
-            "this project": 6.0 * counts.nonembedding + 6.0 * counts.embedding * per_real["targets"] + attention}
+    ours = 6.0 * (counts.nonembedding - rest) * per_real["needed"] + 6.0 * (rest + counts.embedding) * per_real["targets"]
+    return {"hf Trainer": 6.0 * counts.total * per_real["positions"] + attention, "this project": ours + attention}
 
 
 def build(d, L, h, vocab, seed=0):
@@ -135,11 +142,14 @@ def main() -> int:
         vocab = c.tokenizer.get_vocab_size()
         timed = data[args.warmup:]
         real = sum(b[3] for b in timed)
-        per_real = {"positions": len(timed) * BATCH * SEQ_LEN / real,
+        needed = sum(int(trainer.needed_positions(torch.from_numpy(b[1]), torch.from_numpy(b[2])).sum()) for b in timed)
+        per_real = {"positions": len(timed) * BATCH * SEQ_LEN / real, "needed": needed / real,
                     "targets": sum(int((b[1][:, 1:] != IGNORE).sum()) for b in timed) / real}
         print(f"the batches both loops get: {1 - 1 / per_real['positions']:.1%} of positions are padding, "
-              f"{per_real['targets'] / per_real['positions']:.1%} are followed by a target. This project's loop skips "
-              f"the padding in the decoder and projects only those to the vocabulary; Trainer computes every position.")
+              f"{per_real['needed'] / per_real['positions']:.1%} are needed by some target (real tokens but each "
+              f"example's final EOS), {per_real['targets'] / per_real['positions']:.1%} are followed by a target. "
+              "This project's loop runs the decoder on the needed positions only, and its last layer (but k and v) "
+              "and the head on those followed by a target; Trainer computes every position.")
         head = f"{'size':>5} {'N':>8} {'loop':<14} {'tok/s':>8} {'GFLOP/s':>8} {'MFU':>6} {'HFU':>6} {'loss*':>9}"
         print(f"best of {args.rounds} alternating rounds, {args.steps} timed steps of {BATCH} x {SEQ_LEN} after {args.warmup}")
         table = []
@@ -177,7 +187,8 @@ def main() -> int:
     print(f"MFU and HFU against the highest fp32 matmul peak measured in this process: {peak / 1e9:.1f} GFLOP/s. "
           "MFU: model FLOPs (6N + attention) per real token, the same count for both loops. HFU: the FLOPs each "
           "loop actually executes per real token (Trainer: every position of the rows, full head; this project: "
-          "real tokens, the head on target positions only, attention over the whole rows).")
+          "the needed positions, the last layer but k and v and the head on target-predicting positions only, "
+          "attention over the whole rows).")
     print("* this project: loss of the last step; Trainer: its mean training loss over all steps")
     return 0
 

@@ -39,32 +39,72 @@ def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
                            ignore_index=IGNORE, reduction="sum")
 
 
-def packed_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
-    """Block-diagonal causal mask (True = may attend) of packed rows, [B, 1, T, T].
+def packed_segments(position_ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] example number of each position within its packed row (0, 1, ...).
 
     A new example starts wherever the position id does not grow by one, the rule transformers uses
-    for packed rows (`find_packed_sequence_indices`), so the mask is the one its LlamaModel builds.
+    for packed rows (`find_packed_sequence_indices`).
     """
     first = position_ids[:, :1] - 1
-    segment = (torch.diff(position_ids, prepend=first, dim=-1) != 1).cumsum(-1)
+    return (torch.diff(position_ids, prepend=first, dim=-1) != 1).cumsum(-1)
+
+
+def packed_causal_mask(position_ids: torch.Tensor) -> torch.Tensor:
+    """Block-diagonal causal mask (True = may attend) of packed rows, [B, 1, T, T]: the mask
+    transformers' LlamaModel builds for packed rows."""
+    segment = packed_segments(position_ids)
     same = segment[:, :, None] == segment[:, None, :]
     t = position_ids.size(1)
     causal = torch.ones(t, t, dtype=torch.bool, device=position_ids.device).tril()
     return (same & causal)[:, None]
 
 
-def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
-    """Final hidden states of the tokens at flat positions `idx` of the [B, T] rows, as [len(idx), d_model],
-    computed without touching the other (padding) positions except inside attention.
+def predicts_target(labels: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: the positions whose next token is a target (where the loss reads the logits)."""
+    out = torch.zeros_like(labels, dtype=torch.bool)
+    out[:, :-1] = labels[:, 1:] != IGNORE
+    return out
+
+
+def needed_positions(labels: torch.Tensor, position_ids: torch.Tensor) -> torch.Tensor:
+    """[B, T] bool: the positions the loss depends on, in a causal LM over packed rows.
+
+    Position j of an example matters only if some position i >= j of the same example predicts a
+    target: under the block-diagonal causal mask nothing else ever reads j's hidden states. So each
+    example's tail after its last target-predicting position is dead: the padding after a row's
+    last example, and each example's final token (the EOS it is trained to emit predicts nothing).
+    Within an example the needed positions are a prefix.
+    """
+    b, t = labels.shape
+    uses = predicts_target(labels)
+    segment = packed_segments(position_ids) + torch.arange(b, device=labels.device)[:, None] * t  # unique ids
+    where = torch.arange(t, device=labels.device).expand(b, t)
+    last = torch.full((b * t,), -1, dtype=where.dtype, device=labels.device)
+    last = last.scatter_reduce(0, segment.reshape(-1), torch.where(uses, where, -1).reshape(-1), "amax")
+    return where <= last[segment]
+
+
+def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tensor, idx: torch.Tensor,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
+    """Final hidden states of the tokens at flat positions `idx[out]` of the [B, T] rows (all of
+    `idx` when `out` is None), as [len, d_model], computed without touching the other positions
+    except inside attention.
 
     The same arithmetic as transformers' LlamaModel.forward on packed rows, with its own modules and
     weights: embeddings, norms, projections and MLPs run on the kept tokens only (padding-free
     training); attention scatters q, k, v back into the padded rows and uses the packed
     block-diagonal causal mask (Krell et al. 2021, "Efficient sequence packing without
-    cross-contamination"), so a kept token sees exactly what it sees in the padded model: padding
-    positions form their own block, which no real token attends to.
+    cross-contamination"), so a kept token sees exactly what it sees in the padded model. The caller
+    keeps, with each token, every earlier token of its example (`needed_positions`); the positions
+    left out are then never attended to, so their zeros change nothing.
+    In the last layer only the keys and values of every kept token are read by anything; the
+    query, attention output, o_proj and MLP run on the `out` tokens alone (dead-code elimination:
+    the other tokens' last-layer outputs reach no loss term).
     """
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
+    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, rotate_half
+
+    def rope(z, cos, sin):  # apply_rotary_pos_emb's arithmetic on one tensor
+        return z * cos.unsqueeze(1) + rotate_half(z) * sin.unsqueeze(1)
 
     b, t = input_ids.shape
     x = decoder.embed_tokens(input_ids.reshape(-1).index_select(0, idx))
@@ -72,44 +112,43 @@ def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tenso
     mask = packed_causal_mask(position_ids)
     n = idx.numel()
 
-    def rows(z: torch.Tensor) -> torch.Tensor:  # [n, h, hd] -> [b, h, t, hd], zeros at padding
-        full = z.new_zeros(b * t, *z.shape[1:]).index_copy(0, idx, z)
+    def rows(z: torch.Tensor, at: torch.Tensor) -> torch.Tensor:  # [len(at), h, hd] -> [b, h, t, hd], zeros elsewhere
+        full = z.new_zeros(b * t, *z.shape[1:]).index_copy(0, at, z)
         return full.view(b, t, *z.shape[1:]).transpose(1, 2)
 
-    for layer in decoder.layers:
+    last = len(decoder.layers) - 1
+    for i, layer in enumerate(decoder.layers):
         attn = layer.self_attn
         h = layer.input_layernorm(x)
-        q = attn.q_proj(h).view(n, -1, attn.head_dim)
         k = attn.k_proj(h).view(n, -1, attn.head_dim)
         v = attn.v_proj(h).view(n, -1, attn.head_dim)
-        q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
-        o = F.scaled_dot_product_attention(rows(q), rows(k), rows(v), attn_mask=mask, scale=attn.scaling,
+        if i == last and out is not None:  # queries of the `out` tokens only
+            x, h, at = x.index_select(0, out), h.index_select(0, out), idx.index_select(0, out)
+            q = attn.q_proj(h).view(h.size(0), -1, attn.head_dim)
+            q, k = rope(q, cos.index_select(0, out), sin.index_select(0, out)), rope(k, cos, sin)
+        else:
+            at = idx
+            q = attn.q_proj(h).view(n, -1, attn.head_dim)
+            q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+        o = F.scaled_dot_product_attention(rows(q, at), rows(k, idx), rows(v, idx), attn_mask=mask, scale=attn.scaling,
                                            enable_gqa=attn.num_key_value_groups > 1)
-        o = o.transpose(1, 2).reshape(b * t, -1).index_select(0, idx)
+        o = o.transpose(1, 2).reshape(b * t, -1).index_select(0, at)
         x = x + attn.o_proj(o)
         x = x + layer.mlp(layer.post_attention_layernorm(x))
     return decoder.norm(x)
 
 
-def through_last_target(labels: torch.Tensor) -> torch.Tensor:
-    """[B, T] bool: the positions of each row up to and including its last labelled one."""
-    labelled = labels != IGNORE
-    t = labels.size(1)
-    last = torch.where(labelled.any(1), t - 1 - labelled.flip(1).to(torch.int8).argmax(1), -1)
-    return torch.arange(t, device=labels.device)[None] <= last[:, None]
-
-
 class TargetLoss(torch.nn.Module):
     """A causal LM that returns the summed next-token cross-entropy over target positions only.
 
-    Two savings over calling the transformers model on the padded rows, neither of which changes the
-    loss or the gradients (tests/test_data.py checks both in float64):
-    - the decoder runs only on each row's positions up to its last target (`through_last_target`,
-      `unpadded_decoder`): the padding after it, about a fifth of a packed row of the default tasks,
-      costs nothing outside attention. Under a causal mask a later position cannot change the loss,
-      whatever its token id;
-    - the LM head and the softmax run only on positions whose next token is a target (about a
-      quarter of a row) instead of on every position.
+    It computes only what the loss depends on, so neither the loss nor the gradients change
+    (tests/test_data.py checks both in float64 against the transformers model on the padded rows):
+    - the decoder runs only on the positions some target depends on (`needed_positions`,
+      `unpadded_decoder`): not on the padding after a row's last example (about a fifth of a
+      packed row of the default tasks) nor on each example's final token;
+    - its last layer, the final norm, the LM head and the softmax run only on positions whose next
+      token is a target (about a quarter of a row); the other tokens give that layer keys and
+      values and nothing else.
     DDP wraps this module. With `compile`, the token-wise work goes through torch.compile with
     dynamic shapes (the token and target counts change with every batch).
     """
@@ -119,19 +158,17 @@ class TargetLoss(torch.nn.Module):
         self.lm = lm
         run = torch.compile(unpadded_decoder, dynamic=True) if compile else unpadded_decoder
         # kept out of the module tree, so that parameter names and the checkpoint stay those of `lm`
-        self.__dict__["decoder"] = lambda ids, pos, idx: run(lm.model, ids, pos, idx)
+        self.__dict__["decoder"] = lambda ids, pos, idx, out: run(lm.model, ids, pos, idx, out)
 
     def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        keep = through_last_target(labels)
-        idx = keep.reshape(-1).nonzero().squeeze(1)  # outside the compiled part: its length depends on the data
-        hidden = self.decoder(input_ids, position_ids, idx)  # [n_kept, d]
-        target = labels[:, 1:]
-        is_target = target != IGNORE
-        # row of `hidden` for each position: kept tokens are numbered in row-major order
-        slot = keep.reshape(-1).cumsum(0).view_as(keep) - 1
-        before = slot[:, :-1][is_target]  # the position just before each target (always a real token)
-        logits = self.lm.lm_head(hidden.index_select(0, before))
-        return F.cross_entropy(logits.float(), target[is_target], reduction="sum")
+        keep = needed_positions(labels, position_ids)
+        uses = predicts_target(labels)  # a subset of keep
+        # outside the compiled part: their lengths depend on the data
+        idx = keep.reshape(-1).nonzero().squeeze(1)
+        out = uses.reshape(-1)[idx].nonzero().squeeze(1)  # rows of idx (kept tokens, row-major) that predict a target
+        hidden = self.decoder(input_ids, position_ids, idx, out)  # [n_targets, d], in row-major order
+        logits = self.lm.lm_head(hidden)
+        return F.cross_entropy(logits.float(), labels[:, 1:][labels[:, 1:] != IGNORE], reduction="sum")
 
 
 def n_targets(labels) -> int:

@@ -69,20 +69,41 @@ def test_resuming_from_a_state_gives_the_same_rows(prepared):
     assert not all((x[0] == y[0]).all() for x, y in zip(first, rest))
 
 
+def test_needed_positions_are_each_examples_prefix_through_its_last_target_predicting_position():
+    """Hand-made packed rows, the rule checked position by position: j is needed iff some i >= j of
+    the same example predicts a target (labels[i + 1] is set)."""
+    import torch
+
+    from benchmark.trainer import needed_positions
+
+    pos = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 0, 0],
+                        [0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3]])
+    labels = torch.full_like(pos, IGNORE)
+    labels[0, [2, 3]] = 7  # example 1: targets at 2, 3 (predicted by 1, 2); 3..5 are dead
+    labels[0, 9] = 7  # example 2: target at 9, predicted by 8; 9 is dead; 10, 11 are padding (own blocks)
+    labels[1, 6] = 7  # row 1: example 1 has no target; example 2 has one mid-way; example 3 starts at 8
+    labels[1, 8] = 7  # a label on an example's first position is predicted across the boundary, by 7
+    expect = torch.tensor([[1, 1, 1, 0, 0, 0, 1, 1, 1, 0, 0, 0],
+                           [0, 0, 0, 1, 1, 1, 1, 1, 0, 0, 0, 0]], dtype=torch.bool)
+    assert (needed_positions(labels, pos) == expect).all()
+
+
 def test_unpadded_decoder_and_target_only_head_give_the_loss_and_gradients_of_the_padded_model(prepared):
-    """TargetLoss runs the decoder on real tokens only and the head on target positions only; the loss and
-    every gradient match the transformers model on the padded rows with the full head."""
+    """TargetLoss runs the decoder on the positions some target depends on, its last layer and the head
+    on target-predicting positions only; the loss and every gradient match the transformers model on
+    the padded rows with the full head."""
     import torch
     from transformers import LlamaForCausalLM
 
     from benchmark import model as model_mod
-    from benchmark.trainer import TargetLoss, loss_sum, through_last_target
+    from benchmark.trainer import TargetLoss, loss_sum, needed_positions
 
     p, c = prepared
     ids, labels, pos, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in _packer(p, c).next_batch(4))
     assert 0 < int((labels[:, 1:] != IGNORE).sum()) < labels[:, 1:].numel()  # some positions are skipped
     assert (ids == c.vocab.pad).any()  # and some are padding, which the decoder skips
-    assert (through_last_target(labels) == (ids != c.vocab.pad)).all()
+    # every example ends with an EOS it learns to emit; that token predicts nothing, so it is skipped too
+    assert (needed_positions(labels, pos) == ((ids != c.vocab.pad) & (ids != c.vocab.eos))).all()
     grads = []
     for full in (True, False):
         torch.manual_seed(0)
