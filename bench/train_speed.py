@@ -188,7 +188,8 @@ def main() -> int:
           "MFU: model FLOPs (6N + attention) per real token, the same count for both loops. HFU: the FLOPs each "
           "loop actually executes per real token (Trainer: every position of the rows, full head; this project: "
           "the needed positions, the last layer but k and v and the head on target-predicting positions only, "
-          "attention over the whole rows).")
+          "attention over the whole rows). MFU passes HFU, and can pass 100 %, when a loop skips work that "
+          "cannot change the loss; HFU cannot pass 100 %.")
     print("* this project: loss of the last step; Trainer: its mean training loss over all steps")
     return 0
 
