@@ -101,7 +101,7 @@ def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tenso
     query, attention output, o_proj and MLP run on the `out` tokens alone (dead-code elimination:
     the other tokens' last-layer outputs reach no loss term).
     """
-    from transformers.models.llama.modeling_llama import apply_rotary_pos_emb, rotate_half
+    from transformers.models.llama.modeling_llama import rotate_half
 
     def rope(z, cos, sin):  # apply_rotary_pos_emb's arithmetic on one tensor
         return z * cos.unsqueeze(1) + rotate_half(z) * sin.unsqueeze(1)
@@ -122,14 +122,12 @@ def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tenso
         h = layer.input_layernorm(x)
         k = attn.k_proj(h).view(n, -1, attn.head_dim)
         v = attn.v_proj(h).view(n, -1, attn.head_dim)
+        at, q_cos, q_sin = idx, cos, sin
         if i == last and out is not None:  # queries of the `out` tokens only
-            x, h, at = x.index_select(0, out), h.index_select(0, out), idx.index_select(0, out)
-            q = attn.q_proj(h).view(h.size(0), -1, attn.head_dim)
-            q, k = rope(q, cos.index_select(0, out), sin.index_select(0, out)), rope(k, cos, sin)
-        else:
-            at = idx
-            q = attn.q_proj(h).view(n, -1, attn.head_dim)
-            q, k = apply_rotary_pos_emb(q, k, cos, sin, unsqueeze_dim=1)
+            at, q_cos, q_sin = idx.index_select(0, out), cos.index_select(0, out), sin.index_select(0, out)
+            x, h = x.index_select(0, out), h.index_select(0, out)
+        q = attn.q_proj(h).view(h.size(0), -1, attn.head_dim)
+        q, k = rope(q, q_cos, q_sin), rope(k, cos, sin)
         o = F.scaled_dot_product_attention(rows(q, at), rows(k, idx), rows(v, idx), attn_mask=mask, scale=attn.scaling,
                                            enable_gqa=attn.num_key_value_groups > 1)
         o = o.transpose(1, 2).reshape(b * t, -1).index_select(0, at)
