@@ -55,9 +55,9 @@ def executed_per_token(counts, per_real: dict, *, n_layers: int, d_model: int) -
     This project's loop: every layer but the last on the needed positions; in the last layer, the
     input norm, k and v there too, and q, o, the MLP, the final norm and the head on the
     target-predicting positions only."""
-    d, f = d_model, model_mod.intermediate_size(d_model)
-    kv = 2 * d * d + d  # input norm, k_proj, v_proj of one layer
-    rest = counts.nonembedding - (n_layers - 1) * (4 * d * d + 3 * d * f + 2 * d) - kv  # the rest of the last layer, final norm
+    layer = counts.nonembedding - model_mod.count_params(d_model=d_model, n_layers=n_layers - 1, vocab_size=0).nonembedding
+    kv = 2 * d_model * d_model + d_model  # input norm, k_proj, v_proj of one layer
+    rest = counts.nonembedding - (n_layers - 1) * layer - kv  # the rest of the last layer, final norm
     attention = 12.0 * n_layers * SEQ_LEN * d_model * per_real["positions"]
     ours = 6.0 * (counts.nonembedding - rest) * per_real["needed"] + 6.0 * (rest + counts.embedding) * per_real["targets"]
     return {"hf Trainer": 6.0 * counts.total * per_real["positions"] + attention, "this project": ours + attention}
