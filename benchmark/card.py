@@ -109,6 +109,16 @@ def metrics_section(signatures: Mapping[str, str]) -> str:
     return "\n".join(lines + [""])
 
 
+def stderr_section() -> str:
+    """Every metric of the registry (benchmark.metrics.METRICS): unit, direction and how its standard error is computed."""
+    from benchmark.metrics import METRICS
+
+    lines = ["## Metrics and standard errors", "", "| metric | unit | better | standard error |", "|---|---|---|---|"]
+    lines += [f"| `{md_cell(m.name)}` | {md_cell(m.unit)} | {'higher' if m.higher_is_better else 'lower'} | "
+              f"{md_cell(m.stderr)} |" for m in METRICS.values()]
+    return "\n".join(lines + [""])
+
+
 def usage_section(repo_id: str, git_sha: str, tables: Sequence[TableSummary], code_url: str | None) -> str:
     first = tables[0].name if tables else "runs"
     clone = f"git clone {code_url} scaling-benchmark && cd scaling-benchmark" if code_url else "# in a clone of the code"
@@ -118,7 +128,7 @@ def usage_section(repo_id: str, git_sha: str, tables: Sequence[TableSummary], co
 {clone}
 git checkout {git_sha.removesuffix('+dirty')}
 pip install -e .   # pinned dependencies, see pyproject.toml
-dvc repro          # prepare -> train -> evaluate -> collect -> fit -> report -> export
+dvc repro          # prepare -> train -> evaluate -> score -> collect -> fit -> report
 ```
 
 These files were produced at git commit `{git_sha}`{' (with uncommitted changes)' if git_sha.endswith('+dirty') else ''}.
@@ -190,7 +200,7 @@ def render(
         f"Schema version: **{schema.SCHEMA_VERSION}**. Git commit: `{git_sha}`.\n",
     ]
     parts += [f"## {heading}\n\n{text.strip()}\n" for heading, text in blocks]
-    parts += [fits_section(fits, fit_method), metrics_section(metric_signatures), counting_section(),
+    parts += [fits_section(fits, fit_method), stderr_section(), metrics_section(metric_signatures), counting_section(),
               schema_section(tables), usage_section(repo_id, git_sha, tables, code_url)]
     parts += ["## Citation\n", f"```bibtex\n{bibtex(repo_id, git_sha, pretty_name, authors, year)}\n```\n",
               "## License\n", "Data: CC-BY-4.0. Code that produced it: Apache-2.0. Imported reference data keeps the "

@@ -10,13 +10,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark import db, io, params as params_mod, schema
+from benchmark import db, io, metrics as metrics_mod, params as params_mod, schema
 from benchmark.export import table_to_arrow, write_parquet_atomic
 
 LOCAL = "local"
-# Metrics every completed run must have, by task kind (besides val_loss per task and 'all').
-REQUIRED = {"translation": ("bleu",), "summarization": ("rouge1", "rouge2", "rougeL", "rougeLsum"),
-            "classification": ("accuracy",)}
 
 
 class CollectError(ValueError):
@@ -40,8 +37,9 @@ def read_run(run_dir: Path, run_id: str, kinds: dict[str, str]) -> tuple[dict, l
             raise CollectError(f"{mpath}: missing (has the run been evaluated and scored?)")
         metrics = [schema.validate_record("metrics", r, where=f"{mpath} row {i}") for i, r in enumerate(io.read_json(mpath))]
         have = {(r["task"], r["metric"]) for r in metrics}
-        need = {("all", "val_loss")} | {(t, "val_loss") for t in kinds}
-        need |= {(t, m) for t, k in kinds.items() for m in REQUIRED[k]}
+        # every completed run has val_loss per task and 'all', and each task's metrics (metrics.METRICS)
+        need = {("all", metrics_mod.LOSS)} | {(t, metrics_mod.LOSS) for t in kinds}
+        need |= {(t, m) for t, k in kinds.items() for m in metrics_mod.for_task_kind(k)}
         missing = sorted(need - have)
         if missing:
             raise CollectError(f"{mpath}: missing metric {missing[0][1]!r} for task {missing[0][0]!r}")

@@ -12,8 +12,13 @@ import numpy as np
 
 MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
 LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
-DOWNSTREAM = (("bleu", "translation", "BLEU"), ("rougeL", "summarization", "ROUGE-L F1"),
-              ("accuracy", "classification", "accuracy (%)"))
+
+
+def downstream_metrics():
+    """The headline downstream metrics of the registry (benchmark.metrics.METRICS), one panel each."""
+    from benchmark.metrics import downstream_headline
+
+    return downstream_headline()
 
 
 def _plt():
@@ -131,10 +136,11 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
                cutoff: float | None):
     """BLEU, ROUGE-L and accuracy against compute, one marker per size, with the fitted curves."""
     plt = _plt()
-    fig, axes = plt.subplots(1, 3, figsize=(9.0, 3.0))
+    panels = [(m.name, m.headline_task, m.label) for m in downstream_metrics()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0))
     groups = _by_size(runs)
     styles = size_styles(list(groups))
-    for ax, (metric, task, label) in zip(axes, DOWNSTREAM):
+    for ax, (metric, task, label) in zip(axes, panels):
         allC = []
         for size, rs in groups.items():
             pts = [(r["flops"], values[(r["run_id"], task, metric)]) for r in rs if (r["run_id"], task, metric) in values]

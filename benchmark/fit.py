@@ -18,13 +18,13 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import db, io, literature
+from benchmark import db, io, literature, metrics as metric_registry
 from benchmark.export import table_to_arrow, write_parquet_atomic
 from benchmark.fitting import FitError, FitResult, FitSettings, Points, fit, fit_two_step
 from benchmark.isoflop import fit_approach2
 
 LOCAL = "local"
-LOSS_METRIC = "val_loss"
+LOSS_METRIC = metric_registry.LOSS
 LOSS_LAWS = ("chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "approach2")
 DOWNSTREAM_LAWS = ("seed_law", "sigmoid_compute", "two_step")
 
@@ -38,7 +38,7 @@ SETTINGS = {
     "budget_tolerance": (0.15, lambda v: _num(v) and 0 <= v < 1, "a relative tolerance in [0, 1)"),
     "bootstrap_starts": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
     "allocation_flops": (None, lambda v: v is None or (_num(v) and v > 0), "a positive number of FLOPs or null"),
-    "downstream_metrics": (["bleu", "rougeL", "accuracy"], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    "downstream_metrics": ([m.name for m in metric_registry.downstream_headline()], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
                            "a list of metric names (the downstream targets to fit)"),
 }
 

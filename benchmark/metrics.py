@@ -15,6 +15,62 @@ import numpy as np
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_STEMMER = True
+LOSS = "val_loss"
+
+
+@dataclass(frozen=True)
+class Metric:
+    """What a metric is: the one registry that scoring, collect, fit, figures, report, the card and the schema read."""
+    name: str                # the `metric` column
+    label: str               # for table headers and figure axes
+    kind: str | None         # task kind scored with it; None: every task (and 'all', the token-weighted mean)
+    higher_is_better: bool
+    unit: str
+    range: tuple[float, float]
+    stderr: str              # how its standard error is computed, in words (quoted by the card and the schema)
+    se_code: str             # the same, as its signature writes it
+    signature: str           # what its `signature` column records
+    headline_task: str | None = None  # the task whose value is a headline number (leaderboard, figures, dvc metrics)
+
+
+_ROUGE_SE = ("std/sqrt(n)", "standard deviation of the per-example F-measures over sqrt(n) (n examples)")
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric(LOSS, "val loss", None, False, "nats/target token", (0.0, math.inf),
+           "cluster-robust (by example) standard error of the token-weighted mean", "cluster-robust over examples",
+           "the loss definition", "all"),
+    Metric("bleu", "BLEU", "translation", True, "BLEU x 100", (0.0, 100.0),
+           "standard deviation of corpus BLEU over a seeded bootstrap of the examples (evaluate.bootstrap resamples, "
+           "evaluate.seed)", "bootstrap_se", "sacrebleu's signature and the bootstrap settings", "translation"),
+    *(Metric(t, label, "summarization", True, "F-measure x 100", (0.0, 100.0), _ROUGE_SE[1], _ROUGE_SE[0],
+             "rouge_score version and settings (stemmer, tokenizer, Lsum newline policy, aggregation)",
+             "summarization" if t == "rougeL" else None)
+      for t, label in zip(ROUGE_TYPES, ("ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum"))),
+    Metric("accuracy", "accuracy (%)", "classification", True, "percent", (0.0, 100.0),
+           "binomial: sqrt(p(1-p)/n) x 100", "sqrt(p(1-p)/n)x100", "exact match after strip() and the SE formula",
+           "classification"),
+)}
+
+
+def for_task_kind(kind: str) -> tuple[str, ...]:
+    """Names of the metrics a task of this kind is scored with (besides val_loss)."""
+    return tuple(m.name for m in METRICS.values() if m.kind == kind)
+
+
+def headline() -> list[Metric]:
+    """The headline metrics, loss first: one number per task in tables, figures and `dvc metrics show`."""
+    return [m for m in METRICS.values() if m.headline_task is not None]
+
+
+def downstream_headline() -> list[Metric]:
+    return [m for m in headline() if m.name != LOSS]
+
+
+def stderr_groups() -> list[tuple[tuple[str, ...], str]]:
+    """(metric names, standard-error description), metrics sharing a description grouped, in registry order."""
+    groups: dict[str, list[str]] = {}
+    for m in METRICS.values():
+        groups.setdefault(m.stderr, []).append(m.name)
+    return [(tuple(names), text) for text, names in groups.items()]
 
 
 @dataclass(frozen=True)
@@ -41,7 +97,7 @@ def bleu(hypotheses: list[str], references: list[str], bootstrap: int = 200, see
         draws = [metric._compute_score_from_stats(stats[rng.integers(0, len(stats), len(stats))].sum(0).tolist()).score
                  for _ in range(bootstrap)]
         stderr = float(np.std(draws, ddof=1))
-    sig = f"sacrebleu:{metric.get_signature()}|bootstrap_se:{bootstrap},seed:{seed}"
+    sig = f"sacrebleu:{metric.get_signature()}|{METRICS['bleu'].se_code}:{bootstrap},seed:{seed}"
     return Score("bleu", float(value), stderr, len(hypotheses), sig)
 
 
@@ -49,7 +105,7 @@ def rouge_signature() -> str:
     version = metadata.version("rouge-score")
     return (f"rouge_score:{version}|stemmer:{'porter' if ROUGE_STEMMER else 'none'}"
             "|tokenize:default(lowercase,non-alphanumeric->space)|lsum:sentences split on newline, texts not re-split"
-            "|agg:mean of per-example F-measure x100|se:std/sqrt(n)")
+            f"|agg:mean of per-example F-measure x100|se:{METRICS['rougeL'].se_code}")
 
 
 def rouge(predictions: list[str], references: list[str]) -> list[Score]:
@@ -81,22 +137,23 @@ def accuracy(predictions: list[str], references: list[str]) -> Score:
     k = sum(p.strip() == r.strip() for p, r in zip(predictions, references))
     acc = k / n if n else float("nan")
     se = math.sqrt(acc * (1 - acc) / n) * 100 if n else None
-    return Score("accuracy", acc * 100, se, n, "exact match after strip()|se:sqrt(p(1-p)/n)x100")
+    return Score("accuracy", acc * 100, se, n, f"exact match after strip()|se:{METRICS['accuracy'].se_code}")
 
 
 def for_kind(kind: str, predictions: list[str], references: list[str], bootstrap: int = 200, seed: int = 0) -> list[Score]:
     """The metrics a task of this kind is scored with."""
+    names = for_task_kind(kind)
+    if not names:
+        raise ValueError(f"unknown task kind {kind!r}")
     if kind == "translation":
         return [bleu(predictions, references, bootstrap, seed)]
     if kind == "summarization":
         return rouge(predictions, references)
-    if kind == "classification":
-        return [accuracy(predictions, references)]
-    raise ValueError(f"unknown task kind {kind!r}")
+    return [accuracy(predictions, references)]
 
 
 LOSS_SIGNATURE = ("mean next-token cross-entropy in nats per target token (target words and </s>), teacher forced,"
-                  " each example alone from position 0|se:cluster-robust over examples")
+                  f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
 
 
 def token_weighted_loss(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float | None]:

@@ -32,16 +32,17 @@ def _fmt(x, digits=3) -> str:
 
 def leaderboard_md(runs: list[dict], metrics: list[dict]) -> str:
     """Markdown table: one row per run, ordered by compute."""
+    from benchmark.metrics import LOSS, headline
+
     m = {(r["run_id"], r["task"], r["metric"]): r for r in metrics}
-    cols = [("val_loss", "all", "val loss"), ("bleu", "translation", "BLEU"), ("rougeL", "summarization", "ROUGE-L"),
-            ("accuracy", "classification", "accuracy %")]
+    cols = [(h.name, h.headline_task, h.label) for h in headline()]
     head = "| run | size | N | N non-emb. | D | C (FLOP) | " + " | ".join(c[2] for c in cols) + " | status |"
     lines = [head, "|" + "---|" * (head.count("|") - 1)]
     for r in sorted(runs, key=lambda r: (r["flops"], r["run_id"])):
         cells = []
         for metric, task, _ in cols:
             x = m.get((r["run_id"], task, metric))
-            cells.append("–" if x is None else f"{x['value']:.3f} ± {x['stderr']:.3f}" if metric == "val_loss"
+            cells.append("–" if x is None else f"{x['value']:.3f} ± {x['stderr']:.3f}" if metric == LOSS
                          else f"{x['value']:.1f} ± {x['stderr']:.1f}")
         lines.append(f"| {r['run_id']} | {r['model_size']} | {r['n_params']:,} | {r['n_params_nonembedding'] or 0:,} | "
                      f"{r['tokens']:,} | {r['flops']:.3g} | " + " | ".join(cells) + f" | {r['status']} |")
@@ -110,7 +111,8 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
     written += figures.save(figures.isoflop(done, loss, budgets), out / "isoflop")
     values = {(r["run_id"], r["task"], r["metric"]): r["value"] for r in metrics}
     curves = {}
-    for metric, task, _ in figures.DOWNSTREAM:
+    for m in figures.downstream_metrics():
+        metric, task = m.name, m.headline_task
         target = f"{metric}/{task}"
         cs = []
         f = _find(fits, "sigmoid_compute", target)

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from benchmark.metrics import METRICS, stderr_groups
+
 SCHEMA_VERSION = "1.0"
 
 
@@ -79,9 +81,11 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("source", "string", "Where the row comes from (see runs.source)."),
         _c("run_id", "string", "Run the metric belongs to (runs.run_id)."),
         _c("task", "string", "Task name ('translation', 'summarization', 'classification') or 'all' for the token-weighted mean."),
-        _c("metric", "string", "'val_loss' (nats/target token), 'bleu', 'rouge1', 'rouge2', 'rougeL', 'rougeLsum' (F-measure x 100), 'accuracy' (percent)."),
+        _c("metric", "string", "Metric name (unit; better): " + "; ".join(
+            f"'{m.name}' ({m.unit}; {'higher' if m.higher_is_better else 'lower'})" for m in METRICS.values()) + "."),
         _c("value", "float", "Metric value.", "see metric"),
-        _c("stderr", "float", "Standard error: bootstrap over examples for BLEU/ROUGE, binomial for accuracy, over target tokens for val_loss.", "see metric", nullable=True),
+        _c("stderr", "float", "Standard error: " + "; ".join(f"{', '.join(names)}: {text}" for names, text in stderr_groups()) + ".",
+           "see metric", nullable=True),
         _c("n", "int", "Number of examples (target tokens for val_loss) the value is computed on; null when the source does not say.", nullable=True),
         _c("signature", "string", "How the number was computed: sacrebleu signature, rouge_score settings, or the loss definition.", nullable=True),
     ),
