@@ -98,7 +98,7 @@ class FitResult:
 
 @dataclass(frozen=True)
 class PointFit:
-    model: objectives.Model
+    model: objectives.Parameterisation
     theta: np.ndarray       # best internal parameters
     candidates: np.ndarray  # distinct good optima (internal), best first
     objective: float

@@ -1,11 +1,14 @@
-"""Scaling-law formulas with named parameters, each beside the paper it comes from; values in, values out.
+"""The law registry: each scaling-law formula once, with its parameters, bounds and the paper it comes from.
 
 N: parameters, D: training tokens, C: training compute (FLOP, C = 6ND), L: loss (nats/token).
 Every law takes its inputs as arrays and its parameters as keyword arguments (or a dict through
-`predict`), never as a positional vector.
+`predict`), never as a positional vector. `LAWS` is what fitting, the objectives
+(benchmark.objectives, which refit each formula in a better-conditioned parameterisation, tested
+equal to the function here), the report and the Python API read.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Callable
 
@@ -48,16 +51,16 @@ def sigmoid_compute(C, *, lo: float, hi: float, k: float, C_mid: float):
     """P = lo + (hi - lo) / (1 + (C_mid / C)^k): a metric as a sigmoid of log-compute
     (Owen 2024, "How predictable is language model benchmark performance?", Epoch AI)."""
     x = k * (np.log(np.asarray(C, dtype=float)) - np.log(C_mid))
-    return lo + (hi - lo) * _sigmoid(x)
+    return lo + (hi - lo) * logistic(x)
 
 
 def sigmoid_loss(L, *, lo: float, hi: float, k: float, L_mid: float):
     """P = lo + (hi - lo) / (1 + exp(k (L - L_mid))): a metric as a sigmoid of task loss, step 2 of
     the two-step method (Dubey et al. 2024, Llama 3, Sec. 3.2.1; Bhagia et al. 2024, OLMo model ladder)."""
-    return lo + (hi - lo) * _sigmoid(-k * (np.asarray(L, dtype=float) - L_mid))
+    return lo + (hi - lo) * logistic(-k * (np.asarray(L, dtype=float) - L_mid))
 
 
-def _sigmoid(x):
+def logistic(x):
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=float)))  # overflow-free logistic
 
 
@@ -115,26 +118,41 @@ class Law:
     citation: str
     fn: Callable
     min_distinct: dict[str, int]  # distinct values each input needs for the parameters to be identified
+    # Where the law means what its paper says (the fit itself is unconstrained, as in Hoffmann et al.
+    # 2022; `outside` says which fitted parameters left this range)
+    bounds: dict[str, tuple[float, float]]
 
     def predict(self, params: dict[str, float], **inputs):
         """Evaluate with params as a dict, e.g. LAWS['chinchilla'].predict(p, N=N, D=D)."""
         return self.fn(*(inputs[k] for k in self.inputs), **params)
 
+    def outside(self, params: dict[str, float]) -> list[str]:
+        """Names of the parameters outside `bounds` (empty when every one is inside)."""
+        return [k for k in self.params if not self.bounds[k][0] <= params[k] <= self.bounds[k][1]]
+
+
+POS, ANY = (0.0, math.inf), (-math.inf, math.inf)
+
 
 LAWS: dict[str, Law] = {
     "chinchilla": Law("chinchilla", ("E", "A", "B", "alpha", "beta"), ("N", "D"), "log",
-                      "L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022, eq. 2 (Approach 3)", chinchilla, {"N": 3, "D": 3}),
+                      "L = E + A/N^alpha + B/D^beta", "Hoffmann et al. 2022, eq. 2 (Approach 3)", chinchilla, {"N": 3, "D": 3},
+                      {"E": POS, "A": POS, "B": POS, "alpha": POS, "beta": POS}),
     "kaplan_n": Law("kaplan_n", ("N_c", "alpha_N"), ("N",), "log",
-                    "L = (N_c/N)^alpha_N", "Kaplan et al. 2020, eq. 1.1", kaplan_n, {"N": 2}),
+                    "L = (N_c/N)^alpha_N", "Kaplan et al. 2020, eq. 1.1", kaplan_n, {"N": 2}, {"N_c": POS, "alpha_N": POS}),
     "kaplan_d": Law("kaplan_d", ("D_c", "alpha_D"), ("D",), "log",
-                    "L = (D_c/D)^alpha_D", "Kaplan et al. 2020, eq. 1.2", kaplan_d, {"D": 2}),
+                    "L = (D_c/D)^alpha_D", "Kaplan et al. 2020, eq. 1.2", kaplan_d, {"D": 2}, {"D_c": POS, "alpha_D": POS}),
     "kaplan_nd": Law("kaplan_nd", ("N_c", "D_c", "alpha_N", "alpha_D"), ("N", "D"), "log",
-                     "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", "Kaplan et al. 2020, eq. 1.5", kaplan_nd, {"N": 3, "D": 3}),
+                     "L = [(N_c/N)^(alpha_N/alpha_D) + D_c/D]^alpha_D", "Kaplan et al. 2020, eq. 1.5", kaplan_nd, {"N": 3, "D": 3},
+                     {"N_c": POS, "D_c": POS, "alpha_N": POS, "alpha_D": POS}),
     "seed_law": Law("seed_law", ("a", "b", "c", "gamma", "delta", "epsilon"), ("N", "D"), "metric",
-                    "P = a N^(1-gamma) + b D^delta + c C^epsilon, C = 6ND", "project hypothesis (seed brief)", seed_law, {"N": 3, "D": 3}),
+                    "P = a N^(1-gamma) + b D^delta + c C^epsilon, C = 6ND", "project hypothesis (seed brief)", seed_law, {"N": 3, "D": 3},
+                    {k: ANY for k in ("a", "b", "c", "gamma", "delta", "epsilon")}),
     "sigmoid_compute": Law("sigmoid_compute", ("lo", "hi", "k", "C_mid"), ("C",), "metric",
-                           "P = lo + (hi-lo)/(1 + (C_mid/C)^k)", "Owen 2024", sigmoid_compute, {"C": 4}),
+                           "P = lo + (hi-lo)/(1 + (C_mid/C)^k)", "Owen 2024", sigmoid_compute, {"C": 4},
+                           {"lo": ANY, "hi": ANY, "k": ANY, "C_mid": POS}),
     "sigmoid_loss": Law("sigmoid_loss", ("lo", "hi", "k", "L_mid"), ("L",), "metric",
                         "P = lo + (hi-lo)/(1 + exp(k (L - L_mid)))",
-                        "Dubey et al. 2024 (Llama 3), Sec. 3.2.1; Bhagia et al. 2024 (OLMo ladder)", sigmoid_loss, {"L": 4}),
+                        "Dubey et al. 2024 (Llama 3), Sec. 3.2.1; Bhagia et al. 2024 (OLMo ladder)", sigmoid_loss, {"L": 4},
+                        {"lo": ANY, "hi": ANY, "k": ANY, "L_mid": ANY}),
 }

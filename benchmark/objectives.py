@@ -1,4 +1,7 @@
-"""Each law's fitting objective: an internal parameterisation, analytic gradients and start points.
+"""Each registered law's fitting objective: an internal parameterisation, analytic gradients and start points.
+
+The formulas themselves live in benchmark.laws (LAWS); each class here evaluates its law in a
+better-conditioned parameterisation (tests/test_fitting.py checks it equals the registry's function).
 
 The objective of every law is a summed Huber loss (Huber 1964) of residuals, as in Hoffmann et al.
 2022 eq. 3: residuals are log L_hat - log L for loss laws (delta 1e-3) and (P_hat - P) / scale for
@@ -14,6 +17,8 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from benchmark.laws import LAWS, logistic
 
 _POOL: ThreadPoolExecutor | None = None
 _LOCAL = threading.local()
@@ -42,9 +47,10 @@ def default_threads() -> int:
     return max(1, min(int(round(idle)), cpus, 4))
 
 
-class Model:
-    """A law on fixed data: `pred_jac` gives the prediction (in the residual space) and its
-    derivatives for a block of internal parameter rows; `loss_grad` turns them into the summed loss."""
+class Parameterisation:
+    """A law of benchmark.laws on fixed data in internal parameters: `pred_jac` gives the prediction (in
+    the residual space) and its derivatives for a block of internal parameter rows; `loss_grad` turns
+    them into the summed loss; `to_public` / `from_public` map to and from the law's named parameters."""
 
     law = ""
     names: tuple[str, ...] = ()  # internal parameter names, in column order
@@ -81,9 +87,9 @@ def _centred_log(x: np.ndarray) -> tuple[np.ndarray, float]:
     return lx - lx.mean(), float(lx.mean())
 
 
-class Chinchilla(Model):
-    """log L_hat = LSE(a - alpha log N, b - beta log D, e) (Hoffmann et al. 2022, eq. 3), A = exp(a),
-    B = exp(b), E = exp(e); internal a' = a - alpha mean(log N), b' = b - beta mean(log D)."""
+class Chinchilla(Parameterisation):
+    """laws.chinchilla in log space, log L_hat = LSE(a - alpha log N, b - beta log D, e) (Hoffmann et al.
+    2022, eq. 3), A = exp(a), B = exp(b), E = exp(e); internal a' = a - alpha mean(log N), b' = b - beta mean(log D)."""
 
     law = "chinchilla"
     names = ("a'", "b'", "e", "alpha", "beta")
@@ -163,9 +169,9 @@ class Chinchilla(Model):
         return grid
 
 
-class KaplanSingle(Model):
-    """log L = alpha (log X_c - log X), linear in the internal (k, alpha) with k = alpha (log X_c - mean log X)
-    (Kaplan et al. 2020, eqs. 1.1 and 1.2)."""
+class KaplanSingle(Parameterisation):
+    """laws.kaplan_n / laws.kaplan_d in log space, linear in the internal (k, alpha) with
+    k = alpha (log X_c - mean log X)."""
 
     def __init__(self, x, which: str):
         self.law = f"kaplan_{which.lower()}"
@@ -191,9 +197,9 @@ class KaplanSingle(Model):
         return np.column_stack([np.full(al.size, y.mean()), al])
 
 
-class KaplanND(Model):
-    """log L = alpha_D LSE(u, v), u = (alpha_N/alpha_D)(c_N - log N'), v = c_D - log D' with centred logs
-    and c_N = log N_c - mean log N (Kaplan et al. 2020, eq. 1.5)."""
+class KaplanND(Parameterisation):
+    """laws.kaplan_nd in log space, alpha_D LSE(u, v), u = (alpha_N/alpha_D)(c_N - log N'), v = c_D - log D'
+    with centred logs and c_N = log N_c - mean log N."""
 
     law = "kaplan_nd"
     names = ("alpha_N", "alpha_D", "c_N", "c_D")
@@ -227,8 +233,8 @@ class KaplanND(Model):
         return np.array(rows)
 
 
-class SeedLaw(Model):
-    """P = a' e^{(1-gamma) n} + b' e^{delta d} + c' e^{epsilon c} with centred logs n, d, c of N, D, C = 6ND."""
+class SeedLaw(Parameterisation):
+    """laws.seed_law with coefficients a', b', c' on the centred logs n, d, c of N, D, C = 6ND."""
 
     law = "seed_law"
     names = ("a'", "b'", "c'", "gamma", "delta", "epsilon")
@@ -267,9 +273,9 @@ class SeedLaw(Model):
         return np.array(rows)
 
 
-class Sigmoid(Model):
-    """P = lo + (hi - lo) sigma(k s (x - x0)): of centred log C (s = +1, Owen 2024) or of the
-    task loss L (s = -1: the metric falls as the loss rises; Dubey et al. 2024, Sec. 3.2.1)."""
+class Sigmoid(Parameterisation):
+    """laws.sigmoid_compute (x = centred log C, s = +1) or laws.sigmoid_loss (x = centred L, s = -1) as
+    lo + (hi - lo) logistic(k s (x - x0))."""
 
     names = ("lo", "hi", "k", "x0")
 
@@ -284,7 +290,7 @@ class Sigmoid(Model):
     def pred_jac(self, th):
         lo, hi, k, x0 = (th[:, j:j + 1] for j in range(4))
         dx = self.sign * (self.x - x0)
-        sg = 0.5 * (1.0 + np.tanh(0.5 * k * dx))
+        sg = logistic(k * dx)
         ds = (hi - lo) * sg * (1.0 - sg)
         return lo + (hi - lo) * sg, [1.0 - sg, sg, ds * dx, -ds * k * self.sign]
 
@@ -308,23 +314,20 @@ class Sigmoid(Model):
         return np.array(list(rows))
 
 
-def make_model(law: str, *, N=None, D=None, C=None, L=None) -> Model:
-    """The Model of `law` on the given inputs (arrays of equal length)."""
-    if law == "chinchilla":
-        return Chinchilla(N, D)
-    if law == "kaplan_n":
-        return KaplanSingle(N, "N")
-    if law == "kaplan_d":
-        return KaplanSingle(D, "D")
-    if law == "kaplan_nd":
-        return KaplanND(N, D)
-    if law == "seed_law":
-        return SeedLaw(N, D)
-    if law == "sigmoid_compute":
-        return Sigmoid(C, "C")
-    if law == "sigmoid_loss":
-        return Sigmoid(L, "L")
-    raise ValueError(f"no objective for law {law!r}")
+# law of benchmark.laws.LAWS -> (its parameterisation, extra arguments after the law's inputs)
+PARAMETERISATIONS: dict[str, tuple[type[Parameterisation], tuple]] = {
+    "chinchilla": (Chinchilla, ()), "kaplan_n": (KaplanSingle, ("N",)), "kaplan_d": (KaplanSingle, ("D",)),
+    "kaplan_nd": (KaplanND, ()), "seed_law": (SeedLaw, ()), "sigmoid_compute": (Sigmoid, ("C",)),
+    "sigmoid_loss": (Sigmoid, ("L",)),
+}
+
+
+def make_model(law: str, **inputs) -> Parameterisation:
+    """The parameterisation of `law` on its inputs (N, D, C, L: arrays of equal length; LAWS[law].inputs are read)."""
+    if law not in PARAMETERISATIONS:
+        raise ValueError(f"no objective for law {law!r}")
+    cls, extra = PARAMETERISATIONS[law]
+    return cls(*(inputs[k] for k in LAWS[law].inputs), *extra)
 
 
 class Objective:
@@ -334,7 +337,7 @@ class Objective:
     evaluation runs in blocks of rows, spread over a thread pool (numpy releases the GIL).
     """
 
-    def __init__(self, model: Model, y: np.ndarray, *, delta: float, scale: float = 1.0, weights=None,
+    def __init__(self, model: Parameterisation, y: np.ndarray, *, delta: float, scale: float = 1.0, weights=None,
                  rows=None, dtype=np.float64, threads: int | None = None):
         self.model, self.y, self.delta, self.scale = model, np.asarray(y, dtype=float), delta, scale
         self.weights = None if weights is None else np.asarray(weights, dtype=dtype)

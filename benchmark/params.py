@@ -96,7 +96,7 @@ class Size:
 
 
 @dataclass(frozen=True, kw_only=True)
-class Model:
+class ModelParams:
     seq_len: int
     sizes: dict[str, Size]
 
@@ -136,7 +136,7 @@ class Run:
 class Params:
     data: Data
     tokenizer: Tokenizer
-    model: Model
+    model: ModelParams
     train: Train
     evaluate: Evaluate
     runs: dict[str, Run] = field(default_factory=dict)
@@ -199,7 +199,7 @@ def parse(raw: dict) -> Params:
     m = _get(raw, "model", "", dict)
     _no_unknown(m, {"seq_len", "sizes"}, "model")
     sizes_raw = _get(m, "sizes", "model", dict, check=lambda v: len(v) > 0, why="at least one size")
-    model = Model(seq_len=_get(m, "seq_len", "model", int, check=lambda v: v >= 16, why="must be >= 16"),
+    model = ModelParams(seq_len=_get(m, "seq_len", "model", int, check=lambda v: v >= 16, why="must be >= 16"),
                   sizes={k: _parse_size(k, v, f"model.sizes.{k}") for k, v in sizes_raw.items()})
     tr = _get(raw, "train", "", dict)
     keys = {"warmup_fraction", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "checkpoint_every", "divergence_factor", "device", "compile", "threads"}
