@@ -1,4 +1,8 @@
-"""Command line: `python -m benchmark <command> [args]`; each command is a module with `main(argv)`."""
+"""Command line: `python -m benchmark <command> [args]`; each command is a module with `main(argv)`.
+
+Library code raises; this is the one place that turns an error a user can act on (an exception
+class of this package, or an OSError) into one line `error: ...` and an exit code.
+"""
 from __future__ import annotations
 
 import importlib
@@ -9,12 +13,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "plan": ("benchmark.plan", "print the grid (run ids, N, D, FLOPs, estimated time) before any compute"),
     "prepare": ("benchmark.prepare", "DVC stage: task data splits and tokenizer"),
     "train": ("benchmark.train", "DVC stage: train one grid point into runs/<run_id>/"),
-    "evaluate": ("benchmark.evaluate", "DVC stage: score one run (loss, BLEU, ROUGE, accuracy)"),
+    "evaluate": ("benchmark.evaluate", "DVC stage: validation loss and greedy test predictions of one run"),
     "score": ("benchmark.score", "DVC stage: BLEU, ROUGE, accuracy of one run from its saved predictions"),
     "collect": ("benchmark.collect", "DVC stage: validate run records and load them into DuckDB"),
     "fit": ("benchmark.fit", "DVC stage: fit scaling laws with bootstrap intervals"),
     "report": ("benchmark.report", "DVC stage: leaderboard README, figures, LaTeX table"),
-    "export": ("benchmark.export", "DVC stage: leaderboard/ as a Hugging Face dataset folder"),
+    "export": ("benchmark.export", "rewrite leaderboard/data/*.parquet from the DuckDB tables (not a pipeline stage)"),
     "fit-csv": ("benchmark.fit_csv", "fit published points from a CSV (e.g. Chinchilla)"),
     "publish": ("benchmark.publish", "upload leaderboard/ to the Hugging Face Hub"),
     "pull": ("benchmark.pull", "download a published results dataset into the local DuckDB"),
@@ -40,13 +44,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    from benchmark.db import DatabaseLocked
-
     try:
         return int(module.main(rest) or 0)
-    except DatabaseLocked as e:
+    except Exception as e:  # noqa: BLE001 - re-raised below unless it is one of ours
+        if not (isinstance(e, OSError) or type(e).__module__.split(".")[0] == "benchmark"):
+            raise
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        return exit_code(e)
+
+
+# Errors in what the user gave (params, data, files of a run) exit with 2, like argparse; a fit or
+# any other failure with 1.
+USAGE_ERRORS = ("ParamsError", "SettingsError", "SchemaError", "CollectError", "HubDataError", "StageError", "DatabaseLocked")
+
+
+def exit_code(e: BaseException) -> int:
+    return 2 if any(c.__name__ in USAGE_ERRORS for c in type(e).__mro__) else 1
 
 
 if __name__ == "__main__":

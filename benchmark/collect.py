@@ -6,11 +6,10 @@ row against the schema, replaces the `local` rows of the DuckDB tables runs, met
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from benchmark import db, io, metrics as metrics_mod, params as params_mod, schema
+from benchmark import cli, db, io, metrics as metrics_mod, params as params_mod, schema
 from benchmark.export import table_to_arrow, write_parquet_atomic
 
 LOCAL = "local"
@@ -78,17 +77,11 @@ def collect(p: params_mod.Params, runs_dir: Path, db_path: Path, out_dir: Path) 
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark collect", description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
+    ap = cli.parser("collect", __doc__, params=True)
     ap.add_argument("--runs", default="runs")
     ap.add_argument("--db", default="leaderboard/results.duckdb")
     ap.add_argument("--out", default="leaderboard")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-        counts = collect(p, Path(args.runs), Path(args.db), Path(args.out))
-    except (params_mod.ParamsError, CollectError, schema.SchemaError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
+    counts = collect(p, Path(args.runs), Path(args.db), Path(args.out))
     print(f"collected {counts['runs']} runs, {counts['metrics']} metric rows, {counts['predictions']} predictions into {args.db}")
     return 0

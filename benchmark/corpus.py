@@ -8,6 +8,7 @@ from typing import Callable
 
 from benchmark import io
 from benchmark.data import Vocab
+from benchmark.errors import StageError
 from benchmark.tasks import example_id, generated_example
 
 
@@ -80,7 +81,7 @@ def load(root: str | Path) -> Corpus:
 
     root = Path(root)
     if not (root / "manifest.json").exists():
-        raise SystemExit(f"{root}/manifest.json not found: run the prepare stage first (dvc repro prepare)")
+        raise StageError(f"{root}/manifest.json not found: run the prepare stage first (dvc repro prepare)")
     manifest = io.read_json(root / "manifest.json")
     tok = load_tokenizer(root / "tokenizer.json")
     return Corpus(root=root, manifest=manifest, tokenizer=tok, vocab=Vocab.of(tok, list(manifest["tasks"])))

@@ -6,11 +6,10 @@ predictions into BLEU/ROUGE/accuracy, so a metric fix re-scores without touching
 """
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-from benchmark import params as params_mod
+from benchmark import cli, params as params_mod
 
 
 def _batches(items: list, size: int):
@@ -119,17 +118,11 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark evaluate", description=__doc__)
+    ap = cli.parser("evaluate", __doc__, params=True)
     ap.add_argument("run_id")
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", default="data")
     ap.add_argument("--run-dir", default=None, help="default: runs/<run_id>")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-    except params_mod.ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
     from benchmark import io, schema
     from benchmark.export import table_to_arrow, write_parquet_atomic
 

@@ -1,15 +1,16 @@
-"""DVC stage `export`: the local rows of the DuckDB tables as parquet files of a Hugging Face dataset folder.
+"""Command `export`: rewrite the parquet files of the Hugging Face dataset folder from the DuckDB tables' local rows.
 
-`leaderboard/data/<config>.parquet` for the configs runs, metrics, fits, literature, predictions;
-the dataset card (README.md with the `configs` YAML header) is written by the report stage.
+Not a pipeline stage (collect and fit write these files themselves); useful after editing the
+database by hand. `leaderboard/data/<config>.parquet` for the configs runs, metrics, fits,
+literature, predictions; the dataset card (README.md with the `configs` YAML header) is written by
+the report stage. `table_to_arrow` and `write_parquet_atomic` are the parquet helpers the stages share.
 """
 from __future__ import annotations
 
-import argparse
 import os
 from pathlib import Path
 
-from benchmark import db, schema
+from benchmark import cli, db, schema
 
 CONFIGS = ("runs", "metrics", "fits", "literature", "predictions")
 LOCAL = "local"
@@ -51,7 +52,7 @@ def export(db_path: str | Path, out_dir: str | Path, source: str = LOCAL) -> dic
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark export", description=__doc__)
+    ap = cli.parser("export", __doc__)
     ap.add_argument("--db", default="leaderboard/results.duckdb")
     ap.add_argument("--out", default="leaderboard")
     args = ap.parse_args(argv)

@@ -9,7 +9,6 @@ val_loss exists. Only runs with status 'completed' enter a fit.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import math
 import sys
@@ -18,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import db, io, literature, metrics as metric_registry
+from benchmark import cli, db, io, literature, metrics as metric_registry
 from benchmark.export import table_to_arrow, write_parquet_atomic
 from benchmark.fitting import FitError, FitResult, FitSettings, Points, fit, fit_two_step
 from benchmark.isoflop import fit_approach2
@@ -184,6 +183,13 @@ def heldout_table(results: list[FitResult]) -> str:
     return "\n".join(lines)
 
 
+def fit_metrics(results: list[FitResult]) -> dict[str, dict[str, float | None]]:
+    """'<law> <target>' -> its parameters and held-out mean |relative error|: the flat DVC metrics file
+    (leaderboard/fit_metrics.json) that `dvc metrics show` and `dvc exp show` list."""
+    return {f"{r.law} {r.target}": {**{k: _finite(v) for k, v in r.params.items()},
+                                    "heldout_rel_err": _finite((r.extrapolation or {}).get("rel_err"))} for r in results}
+
+
 def _finite(v):
     return float(v) if v is not None and math.isfinite(v) else None
 
@@ -216,6 +222,7 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
     finally:
         con.close()
     io.write_json_atomic(out_path, [r.to_json() for r in results])
+    io.write_json_atomic(Path(out_path).with_name("fit_metrics.json"), fit_metrics(results))
     # Bootstrap draws for the report's uncertainty bands: '<law>|<target>' -> parameter sets.
     io.write_json_atomic(Path(out_path).with_name("fit_draws.json"),
                          {f"{r.law}|{r.target}": r.draws for r in results if r.draws})
@@ -223,7 +230,7 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark fit", description=__doc__.splitlines()[0])
+    ap = cli.parser("fit", __doc__)
     ap.add_argument("--db", default="leaderboard/results.duckdb", help="DuckDB file with tables runs and metrics")
     ap.add_argument("--params", default="params.yaml", help="params.yaml; its `fit:` section sets the method")
     ap.add_argument("--out", default="leaderboard/fits.json", help="JSON list of fits to write")
@@ -231,11 +238,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--data-dir", default=None, help="also write fits.parquet and literature.parquet here "
                     "(and read runs/metrics parquet from here when the database has none)")
     args = ap.parse_args(argv)
-    try:
-        results = run(args.db, args.params, args.out, args.source, args.data_dir)
-    except (SettingsError, FitError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    results = run(args.db, args.params, args.out, args.source, args.data_dir)
     print(f"fit: wrote {len(results)} fits to {args.out} and {args.db}")
     return 0
 

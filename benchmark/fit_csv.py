@@ -8,13 +8,13 @@ Tokens come from --tokens-col, else D = C / (6 N) (Hoffmann et al. 2022, Sec. 3)
 """
 from __future__ import annotations
 
-import argparse
 import csv
 import sys
 from pathlib import Path
 
 import numpy as np
 
+from benchmark import cli
 from benchmark.io import write_json_atomic
 from benchmark.fitting import FitError, FitSettings, Points, fit
 
@@ -52,7 +52,7 @@ def read_points(path: str | Path, n_col: str, loss_col: str, flops_col: str | No
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark fit-csv", description=__doc__.splitlines()[0])
+    ap = cli.parser("fit-csv", __doc__)
     ap.add_argument("path", help="CSV file with one row per training run")
     ap.add_argument("--n-col", required=True, help="column with parameters N")
     ap.add_argument("--loss-col", required=True, help="column with the final loss")
@@ -68,14 +68,10 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--target", default="loss", help="name written as the fit's target")
     ap.add_argument("--out", required=True, help="JSON file to write (a list with one fit)")
     args = ap.parse_args(argv)
-    try:
-        pts = read_points(args.path, args.n_col, args.loss_col, args.flops_col, args.tokens_col, args.drop_highest_loss)
-        settings = FitSettings(delta=args.huber_delta, bootstrap=args.bootstrap, seed=args.seed,
-                               holdout_fraction=args.holdout, allocation_flops=args.allocation_flops)
-        result = fit("chinchilla", pts, settings, target=args.target)
-    except (FitError, OSError) as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    pts = read_points(args.path, args.n_col, args.loss_col, args.flops_col, args.tokens_col, args.drop_highest_loss)
+    settings = FitSettings(delta=args.huber_delta, bootstrap=args.bootstrap, seed=args.seed,
+                           holdout_fraction=args.holdout, allocation_flops=args.allocation_flops)
+    result = fit("chinchilla", pts, settings, target=args.target)
     write_json_atomic(args.out, [result.to_json()])
     p = result.params
     print(f"chinchilla on {pts.n} points: E={p['E']:.4f} A={p['A']:.2f} B={p['B']:.2f} alpha={p['alpha']:.4f} "

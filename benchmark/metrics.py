@@ -65,6 +65,12 @@ def downstream_headline() -> list[Metric]:
     return [m for m in headline() if m.name != LOSS]
 
 
+def headline_values(rows: list[dict]) -> dict[str, float]:
+    """{metric: value} of the headline metrics among one run's metric rows (what `dvc metrics show` lists per run)."""
+    want = {(m.headline_task, m.name) for m in headline()}
+    return {r["metric"]: r["value"] for r in rows if (r["task"], r["metric"]) in want}
+
+
 def stderr_groups() -> list[tuple[tuple[str, ...], str]]:
     """(metric names, standard-error description), metrics sharing a description grouped, in registry order."""
     groups: dict[str, list[str]] = {}

@@ -1,10 +1,7 @@
 """`python -m benchmark plan`: the grid before any compute — run ids, N, D, FLOPs and estimated time here."""
 from __future__ import annotations
 
-import argparse
-import sys
-
-from benchmark import grid, params as params_mod
+from benchmark import cli, grid
 
 
 def _si(x: float) -> str:
@@ -32,15 +29,9 @@ def table(points: list[grid.Point], peak: float | None) -> str:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark plan", description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
+    ap = cli.parser("plan", __doc__, params=True)
     ap.add_argument("--no-time", action="store_true", help="skip the matmul measurement behind the time estimate")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-    except params_mod.ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
     points = grid.points(p)
     peak = None
     if not args.no_time:

@@ -5,14 +5,13 @@ and `<out>/manifest.json`, whose hash is the data revision every run records.
 """
 from __future__ import annotations
 
-import argparse
 import hashlib
 import itertools
 import json
 import sys
 from pathlib import Path
 
-from benchmark import corpus, io, params as params_mod
+from benchmark import cli, corpus, io, params as params_mod
 from benchmark.tasks import example_id, generated_split
 
 
@@ -35,7 +34,7 @@ def _held_out(task, p) -> tuple[list[dict], list[dict], list[dict] | None, dict]
     train_all = hub.load_split(task.hub, "train")
     train = [e for e in train_all if example_id(e) not in held]
     if not train:
-        raise SystemExit(f"data.tasks.{task.name}.hub: the train split is empty after removing validation/test examples")
+        raise hub.HubDataError(f"data.tasks.{task.name}.hub: the train split is empty after removing validation/test examples")
     src = {"hub": {"path": task.hub.path, "name": task.hub.name, "revision": task.hub.revision,
                    "splits": task.hub.splits, "columns": task.hub.columns},
            "train_removed_overlap": len(train_all) - len(train)}
@@ -79,22 +78,10 @@ def prepare(p: params_mod.Params, out: Path) -> dict:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark prepare", description=__doc__)
-    ap.add_argument("--params", default="params.yaml")
+    ap = cli.parser("prepare", __doc__, params=True)
     ap.add_argument("--out", default="data")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-    except params_mod.ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
-    from benchmark.tasks.hub import HubDataError
-
-    try:
-        m = prepare(p, Path(args.out))
-    except HubDataError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
+    m = prepare(p, Path(args.out))
     for name, t in m["tasks"].items():
         print(f"{name}: {t['validation']['n']} validation, {t['test']['n']} test"
               + (f", {t['train']['n']} train" if "train" in t else ", unlimited generated train stream"))

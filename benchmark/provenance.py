@@ -10,16 +10,23 @@ from importlib import metadata
 PACKAGES = ("torch", "transformers", "tokenizers", "datasets", "sacrebleu", "rouge_score", "duckdb", "numpy")
 
 
+def git_state(cwd: str = ".", untracked: bool = False) -> tuple[str, list[str]] | None:
+    """(HEAD commit, `git status --porcelain` lines: changed tracked files, and untracked ones if asked);
+    None outside a git checkout with a commit."""
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+        status = subprocess.run(["git", "status", "--porcelain", f"--untracked-files={'normal' if untracked else 'no'}"],
+                                cwd=cwd, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return sha, [line for line in status.splitlines() if line.strip()]
+
+
 @lru_cache(maxsize=None)
 def git_sha(cwd: str = ".") -> str | None:
     """HEAD commit, with '+dirty' if tracked files differ from it; None outside a git checkout."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return sha + ("+dirty" if dirty else "")
+    state = git_state(cwd)
+    return None if state is None else state[0] + ("+dirty" if state[1] else "")
 
 
 def package_versions() -> dict[str, str]:

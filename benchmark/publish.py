@@ -14,13 +14,12 @@ import argparse
 import hashlib
 import json
 import os
-import subprocess
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from benchmark import schema
+from benchmark import provenance, schema
 from benchmark.card import TableSummary
 from benchmark.export import CONFIGS
 
@@ -77,18 +76,16 @@ def table_summaries(folder: Path) -> list[TableSummary]:
 
 def git_sha(allow_dirty: bool) -> str:
     """HEAD of the checkout in the working directory, '+dirty' appended when allowed; refuses a dirty tree."""
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
-        status = subprocess.run(["git", "status", "--porcelain"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
+    state = provenance.git_state(untracked=True)
+    if state is None:
         if allow_dirty:
             return "unknown"
         raise CommandError("not inside a git checkout with a commit: cannot record which code produced the "
-                           "results (pass --allow-dirty to publish anyway)") from None
-    if status.strip():
+                           "results (pass --allow-dirty to publish anyway)")
+    sha, changed = state
+    if changed:
         if not allow_dirty:
-            first = status.splitlines()[0].strip()
-            raise CommandError(f"git tree is dirty ({len(status.splitlines())} changed paths, e.g. {first!r}): "
+            raise CommandError(f"git tree is dirty ({len(changed)} changed paths, e.g. {changed[0].strip()!r}): "
                                "commit first, or pass --allow-dirty")
         return sha + "+dirty"
     return sha
@@ -112,7 +109,7 @@ def check_folder(folder: Path) -> dict[str, int]:
     from huggingface_hub import DatasetCard
 
     if not (folder / "data").is_dir():
-        raise CommandError(f"{folder}/data: no such folder (run `python -m benchmark export` first)")
+        raise CommandError(f"{folder}/data: no such folder (run `dvc repro` first)")
     found = {p.stem for p in (folder / "data").glob("*.parquet")}
     if found - set(CONFIGS):
         raise CommandError(f"{folder}/data: unknown table file {sorted(found - set(CONFIGS))[0]}.parquet")
@@ -120,7 +117,7 @@ def check_folder(folder: Path) -> dict[str, int]:
     for table in CONFIGS:
         path = folder / "data" / f"{table}.parquet"
         if not path.is_file():
-            raise CommandError(f"{path}: missing (run `python -m benchmark export` first)")
+            raise CommandError(f"{path}: missing (run `dvc repro` first)")
         rows = read_checked(path, table)
         counts[table], columns[table] = len(rows), schema.column_names(table)
     readme = folder / "README.md"
@@ -257,7 +254,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--revision", default="main", help="branch to commit to (created from main if missing)")
     ap.add_argument("--private", action="store_true", help="create the repo private (an existing repo keeps its visibility)")
     ap.add_argument("--allow-dirty", action="store_true", help="publish from a git tree with uncommitted changes")
-    ap.add_argument("--allow-stale", action="store_true", help="publish even if runs/ changed after the export")
+    ap.add_argument("--allow-stale", action="store_true", help="publish even if runs/ changed after the leaderboard was written")
     ap.add_argument("--runs", default="runs", help="run records folder for the staleness check")
     ap.add_argument("--receipt", help="where to write the receipt JSON (default: <folder>/publish_receipt.json)")
     args = ap.parse_args(argv)

@@ -1,16 +1,16 @@
 """DVC stage `score`: BLEU, ROUGE and accuracy of one run, computed from its saved predictions parquet.
 
 Reads `runs/<id>/predictions.parquet` and `runs/<id>/eval.json` (validation losses), writes
-`runs/<id>/metrics.json`: every `metrics` row of the run. Needs no model, so a metric fix re-scores
-every run in seconds.
+`runs/<id>/metrics.json`: every `metrics` row of the run, and `runs/<id>/headline.json`: its headline
+numbers as one flat object (final validation loss, BLEU, ROUGE-L, accuracy), the DVC metrics file
+`dvc metrics show` lists. Needs no model, so a metric fix re-scores every run in seconds.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 from pathlib import Path
 
-from benchmark import io, metrics, params as params_mod, schema
+from benchmark import cli, io, metrics, schema
+from benchmark.errors import StageError
 
 
 def score_predictions(pred_rows: list[dict], kinds: dict[str, str], run_id: str, bootstrap: int, seed: int) -> list[dict]:
@@ -20,7 +20,7 @@ def score_predictions(pred_rows: list[dict], kinds: dict[str, str], run_id: str,
     for task in tasks:
         rows = [r for r in pred_rows if r["task"] == task]
         if task not in kinds:
-            raise SystemExit(f"{run_id}: predictions for task {task!r}, which params do not define")
+            raise StageError(f"{run_id}: predictions for task {task!r}, which params do not define")
         for s in metrics.for_kind(kinds[task], [r["prediction"] for r in rows], [r["reference"] for r in rows], bootstrap, seed):
             out.append({"source": "local", "run_id": run_id, "task": task, "metric": s.metric, "value": s.value,
                         "stderr": s.stderr, "n": s.n, "signature": s.signature})
@@ -34,16 +34,10 @@ def read_predictions(path: Path) -> list[dict]:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark score", description=__doc__)
+    ap = cli.parser("score", __doc__, params=True)
     ap.add_argument("run_id")
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--run-dir", default=None, help="default: runs/<run_id>")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-    except params_mod.ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
     run_dir = Path(args.run_dir or f"runs/{args.run_id}")
     kinds = {t.name: t.kind for t in p.data.tasks}
     rows = io.read_json(run_dir / "eval.json")
@@ -51,6 +45,7 @@ def main(argv: list[str]) -> int:
                               p.evaluate.bootstrap, p.evaluate.seed)
     rows = [schema.validate_record("metrics", r, where=f"{run_dir}/metrics.json") for r in rows]
     io.write_json_atomic(run_dir / "metrics.json", rows)
+    io.write_json_atomic(run_dir / "headline.json", metrics.headline_values(rows))
     for r in rows:
         if r["metric"] != "val_loss":
             print(f"{args.run_id}: {r['metric']}/{r['task']} = {r['value']:.2f} ± {r['stderr'] or 0:.2f}")

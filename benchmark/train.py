@@ -6,7 +6,6 @@ optimizer step) and `train.json` (the run's row of the `runs` table, written las
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import os
@@ -15,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from benchmark import params as params_mod
+from benchmark import cli, params as params_mod
+from benchmark.errors import StageError
 
 
 def _dist():
@@ -29,7 +29,7 @@ def _device(choice: str, local_rank: int, world: int) -> str:
 
     if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
         if not torch.cuda.is_available():
-            raise SystemExit("train.device: cuda requested but torch sees no CUDA device")
+            raise StageError("train.device: cuda requested but torch sees no CUDA device")
         if world == 1 and torch.cuda.device_count() > 1:
             from benchmark.devices import claim_gpu
 
@@ -79,10 +79,10 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
 
     corpus = corpus_mod.load(data_dir)
     if corpus.manifest["seed"] != p.data.seed or list(corpus.manifest["tasks"]) != [t.name for t in p.data.tasks]:
-        raise SystemExit(f"{data_dir} was prepared with other data params: run the prepare stage again")
+        raise StageError(f"{data_dir} was prepared with other data params: run the prepare stage again")
     q = grid.point(p, run, vocab_size=corpus.tokenizer.get_vocab_size())
     if q.batch_size % world:
-        raise SystemExit(f"model.sizes.{run.size}.batch_size={q.batch_size} is not divisible by {world} processes")
+        raise StageError(f"model.sizes.{run.size}.batch_size={q.batch_size} is not divisible by {world} processes")
 
     torch.manual_seed(run.seed)
     cfg = model_mod.llama_config(d_model=q.d_model, n_layers=q.n_layers, n_heads=q.n_heads, vocab_size=q.vocab_size,
@@ -211,21 +211,14 @@ def _save_model(net, path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    ap = argparse.ArgumentParser(prog="python -m benchmark train", description=__doc__)
+    ap = cli.parser("train", __doc__, params=True)
     ap.add_argument("run_id", help="a key of `runs` in the params file")
-    ap.add_argument("--params", default="params.yaml")
     ap.add_argument("--data", default="data")
     ap.add_argument("--out", default=None, help="default: runs/<run_id>")
     ap.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
-    args = ap.parse_args(argv)
-    try:
-        p = params_mod.load(args.params)
-    except params_mod.ParamsError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    args, p = cli.parse(ap, argv)
     if args.run_id not in p.runs:
-        print(f"error: runs.{args.run_id}: no such run in {args.params}", file=sys.stderr)
-        return 2
+        raise StageError(f"runs.{args.run_id}: no such run in {args.params}")
     out = Path(args.out or f"runs/{args.run_id}")
     row = train(p, p.runs[args.run_id], Path(args.data), out, resume=not args.no_resume)
     if row is not None:

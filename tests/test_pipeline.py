@@ -124,6 +124,17 @@ def test_dvc_plots_render_without_network(repo):
     assert "<img" in html and "http://" not in html and "https://" not in html
 
 
+def test_dvc_metrics_show_lists_run_headlines_and_fits(repo):
+    shown = json.loads(_dvc(repo, "metrics", "show", "--json"))
+    files = {k: v["data"] for k, v in shown["workspace"]["data"].items()}
+    for run_id in GRID:
+        assert set(files[f"runs/{run_id}/headline.json"]) == {"val_loss", "bleu", "rougeL", "accuracy"}
+    fits = files["leaderboard/fit_metrics.json"]
+    assert {"E", "A", "B", "alpha", "beta", "heldout_rel_err"} <= set(fits["chinchilla val_loss/all"])
+    table = _dvc(repo, "metrics", "show")
+    assert "runs/a-3k/headline.json" in table and "heldout_rel_err" in table
+
+
 def test_compare_prints_both_parameter_sets(repo, root):
     db = str(repo / "leaderboard" / "results.duckdb")
     csv = CHINCHILLA_CSV
