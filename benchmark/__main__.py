@@ -59,6 +59,10 @@ USAGE_ERRORS = ("ParamsError", "SettingsError", "SchemaError", "CollectError", "
 
 
 def exit_code(e: BaseException) -> int:
+    """The error's own `code` (publish.CommandError), else 2 for a usage error, else 1."""
+    code = getattr(e, "code", None)
+    if isinstance(code, int) and not isinstance(code, bool) and not isinstance(e, OSError):
+        return code
     return 2 if any(c.__name__ in USAGE_ERRORS for c in type(e).__mro__) else 1
 
 

@@ -42,3 +42,7 @@ def test_main_turns_a_library_error_into_one_line_and_exit_code(tmp_path, root):
     assert r.stderr.strip().splitlines() == [f"error: {tmp_path}/manifest.json not found: run the prepare stage first "
                                              "(dvc repro prepare)"]
     assert cli_main.exit_code(StageError("x")) == 2 and cli_main.exit_code(ValueError("x")) == 1
+
+    from benchmark.publish import CommandError
+
+    assert cli_main.exit_code(CommandError("hub down", code=1)) == 1 and cli_main.exit_code(FileNotFoundError("f")) == 1
