@@ -6,7 +6,8 @@ replaces every row of the given source (and table) inside one transaction.
 from __future__ import annotations
 
 import re
-from typing import Any, Iterable
+from contextlib import contextmanager
+from typing import Any, Iterable, Iterator
 
 from benchmark import schema
 
@@ -39,23 +40,32 @@ def replace_rows(con, table: str, rows: Iterable[dict[str, Any]], source: str | 
     Returns the number of rows written.
     """
     rows = [schema.validate_record(table, r, where=f"row {i}") for i, r in enumerate(rows)]
-    names = schema.column_names(table)
     sources = {r["source"] for r in rows} | ({source} if source is not None else set())
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         for s in sorted(sources):
             con.execute(f"DELETE FROM {table} WHERE source = ?", [s])
-        if rows:
-            placeholders = ", ".join("?" for _ in names)
-            con.executemany(
-                f"INSERT INTO {table} ({', '.join(names)}) VALUES ({placeholders})",
-                [[r[n] for n in names] for r in rows],
-            )
+        insert_rows(con, table, rows)
+    return len(rows)
+
+
+@contextmanager
+def transaction(con) -> Iterator[None]:
+    """BEGIN ... COMMIT, or ROLLBACK and re-raise: the block's writes land all together or not at all."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
         con.execute("COMMIT")
     except Exception:
         con.execute("ROLLBACK")
         raise
-    return len(rows)
+
+
+def insert_rows(con, table: str, rows: list[dict[str, Any]]) -> None:
+    """Append already validated rows to `table`, in schema column order."""
+    if rows:
+        names = schema.column_names(table)
+        con.executemany(f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
+                        [[r[n] for n in names] for r in rows])
 
 
 def read_rows(con, table: str, where: str = "", params: list | None = None) -> list[dict[str, Any]]:

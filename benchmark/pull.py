@@ -53,7 +53,6 @@ def download(repo_id: str, revision: str, into: Path) -> tuple[str, dict[str, li
 
 def merge_literature(con, rows: list[dict[str, Any]]) -> tuple[int, int]:
     """Insert literature rows whose key is not present; returns (added, already present)."""
-    names = schema.column_names("literature")
     present = {tuple(r) for r in con.execute(f"SELECT {', '.join(LITERATURE_KEY)} FROM literature").fetchall()}
     new, seen = [], set()
     for r in rows:
@@ -62,14 +61,8 @@ def merge_literature(con, rows: list[dict[str, Any]]) -> tuple[int, int]:
             new.append(schema.validate_record("literature", r))
             seen.add(key)
     if new:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.executemany(f"INSERT INTO literature ({', '.join(names)}) VALUES ({', '.join('?' for _ in names)})",
-                            [[r[n] for n in names] for r in new])
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
+        with db.transaction(con):
+            db.insert_rows(con, "literature", new)
     return len(new), len(rows) - len(new)
 
 
