@@ -6,6 +6,7 @@ import sys
 
 # command -> (module, one-line help). Modules are imported lazily: `plan` must not pay for torch.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("benchmark.check", "DVC stage: check every params section (the first stage; a bad value stops the pipeline)"),
     "plan": ("benchmark.plan", "print the grid (run ids, N, D, FLOPs, estimated time) before any compute"),
     "prepare": ("benchmark.prepare", "DVC stage: task data splits and tokenizer"),
     "train": ("benchmark.train", "DVC stage: train one grid point into runs/<run_id>/"),
@@ -40,13 +41,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    from benchmark.db import DatabaseLocked
-
     try:
         return int(module.main(rest) or 0)
-    except DatabaseLocked as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    except Exception as e:  # noqa: BLE001 - only the errors one_line knows; the rest keep their traceback
+        line = one_line(e)
+        if line is None:
+            raise
+        print(f"error: {line[0]}", file=sys.stderr)
+        return line[1]
+
+
+def one_line(e: BaseException) -> tuple[str, int] | None:
+    """(message, exit status) for an error caused by the input: a bad file, value or permission (exit 2; a
+    CommandError carries its own status). None for anything else: a bug keeps its traceback."""
+    import json
+
+    if isinstance(e, OSError) and not isinstance(e, ConnectionError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}", 2
+    if isinstance(e, json.JSONDecodeError):  # a reader that did not name its file
+        return f"line {e.lineno} column {e.colno}: not valid JSON ({e.msg})", 2
+    mod = type(e).__module__ or ""
+    if mod.startswith("benchmark.") and isinstance(e, (ValueError, RuntimeError, LookupError)) or \
+            type(e).__name__ == "CommandError":
+        return " ".join(str(e).split()), int(getattr(e, "code", 2))
+    return None
 
 
 if __name__ == "__main__":
