@@ -10,6 +10,7 @@ import sys
 
 # command -> (module, one-line help). Modules are imported lazily: `plan` must not pay for torch.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "check": ("benchmark.check", "DVC stage: check every params section (the first stage; a bad value stops the pipeline)"),
     "plan": ("benchmark.plan", "print the grid (run ids, N, D, FLOPs, estimated time) before any compute"),
     "prepare": ("benchmark.prepare", "DVC stage: task data splits and tokenizer"),
     "train": ("benchmark.train", "DVC stage: train one grid point into runs/<run_id>/"),
@@ -46,16 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(COMMANDS[name][0])
     try:
         return int(module.main(rest) or 0)
-    except Exception as e:  # noqa: BLE001 - re-raised below unless it is one of ours
-        if not (isinstance(e, OSError) or type(e).__module__.split(".")[0] == "benchmark"):
+    except Exception as e:  # noqa: BLE001 - only the errors one_line knows; the rest keep their traceback
+        line = one_line(e)
+        if line is None:
             raise
-        print(f"error: {e}", file=sys.stderr)
-        return exit_code(e)
+        print(f"error: {line[0]}", file=sys.stderr)
+        return line[1]
 
 
 # Errors in what the user gave (params, data, files of a run) exit with 2, like argparse; a fit or
-# any other failure with 1.
-USAGE_ERRORS = ("ParamsError", "SettingsError", "SchemaError", "CollectError", "HubDataError", "StageError", "DatabaseLocked")
+# any other failure of ours with 1.
+USAGE_ERRORS = ("ParamsError", "SettingsError", "SchemaError", "CollectError", "HubDataError", "StageError",
+                "DatabaseLocked", "CsvError", "FileFormatError")
 
 
 def exit_code(e: BaseException) -> int:
@@ -64,6 +67,21 @@ def exit_code(e: BaseException) -> int:
     if isinstance(code, int) and not isinstance(code, bool) and not isinstance(e, OSError):
         return code
     return 2 if any(c.__name__ in USAGE_ERRORS for c in type(e).__mro__) else 1
+
+
+def one_line(e: BaseException) -> tuple[str, int] | None:
+    """(message, exit status) for an error a user can act on: a bad file, value or permission, or any
+    exception class of this package. None for anything else: a bug keeps its traceback."""
+    import json
+
+    if isinstance(e, OSError) and not isinstance(e, ConnectionError):
+        where = f"{e.filename}: " if e.filename else ""
+        return f"{where}{e.strerror or e}", 2
+    if isinstance(e, json.JSONDecodeError):  # a reader that did not name its file
+        return f"line {e.lineno} column {e.colno}: not valid JSON ({e.msg})", 2
+    if (type(e).__module__ or "").split(".")[0] == "benchmark":
+        return " ".join(str(e).split()), exit_code(e)
+    return None
 
 
 if __name__ == "__main__":

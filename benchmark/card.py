@@ -23,6 +23,8 @@ class TableSummary:
     """Column names in file order; each must be defined in schema.py, which supplies its unit and meaning."""
     n_rows: int
     """Rows in the file."""
+    sha256: str = ""
+    """Hash of the file's bytes: in the config's `description`, so that `datasets` keys its cache by the data."""
 
     @property
     def path(self) -> str:
@@ -38,6 +40,8 @@ def metadata(tables: Sequence[TableSummary], pretty_name: str = PRETTY_NAME) -> 
         config: dict[str, Any] = {"config_name": t.name, "data_files": [{"split": "train", "path": t.path}]}
         if i == 0:
             config["default"] = True
+        if t.sha256:  # datasets hashes a local folder's configs, not its files: this makes new data a new cache key
+            config["description"] = f"{t.path} sha256:{t.sha256}"
         configs.append(config)
     return {
         "license": "cc-by-4.0",  # the data; the code that produced it is Apache-2.0 (see the body)

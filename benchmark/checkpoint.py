@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from benchmark.io import follow_umask
+
 KEEP = 2  # checkpoints kept while a run is in progress
 
 
@@ -77,6 +79,7 @@ def save(root: str | Path, step: int, model, optimizer, state: dict[str, Any]) -
     for p in tmp.iterdir():
         with open(p, "rb") as fh:
             os.fsync(fh.fileno())
+    follow_umask(tmp)  # safetensors writes 0600 whatever the umask
     shutil.rmtree(final, ignore_errors=True)
     os.replace(tmp, final)
     prune(root, KEEP)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from benchmark import cli, db, schema
+from benchmark import cli, db, io, schema
 
 CONFIGS = ("runs", "metrics", "fits", "literature", "predictions")
 LOCAL = "local"
@@ -23,14 +23,16 @@ def table_to_arrow(rows: list[dict], table: str):
     return pa.Table.from_pylist(rows, schema=sch)
 
 
-def write_parquet_atomic(arrow_table, path: Path) -> None:
+def write_parquet(arrow_table, path: Path) -> None:
+    """No timestamps or writer-dependent row groups: identical rows give identical bytes."""
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    # No timestamps or writer-dependent row groups: identical rows give identical bytes.
-    pq.write_table(arrow_table, tmp, compression="zstd", store_schema=True)
-    os.replace(tmp, path)
+    pq.write_table(arrow_table, path, compression="zstd", store_schema=True)
+
+
+def write_parquet_atomic(arrow_table, path: Path) -> None:
+    with io.atomic_path(path) as tmp:
+        write_parquet(arrow_table, tmp)
 
 
 def export(db_path: str | Path, out_dir: str | Path, source: str = LOCAL) -> dict[str, int]:

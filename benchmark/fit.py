@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark import cli, db, io, literature, metrics as metric_registry
-from benchmark.export import table_to_arrow, write_parquet_atomic
+from benchmark import cli, db, io, literature, metrics as metric_registry, params as params_mod
+from benchmark.export import write_parquet
 from benchmark.fitting import FitError, FitResult, FitSettings, Points, fit, fit_two_step
 from benchmark.isoflop import fit_approach2
 
@@ -27,54 +27,16 @@ LOSS_METRIC = metric_registry.LOSS
 LOSS_LAWS = ("chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "approach2")
 DOWNSTREAM_LAWS = ("seed_law", "sigmoid_compute", "two_step")
 
-# params.yaml `fit:` keys -> (default, check, what the check wants)
-SETTINGS = {
-    "bootstrap": (4000, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
-    "downstream_bootstrap": (1000, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "a non-negative integer"),
-    "seed": (0, lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    "huber_delta": (1e-3, lambda v: _num(v) and v > 0, "a positive number"),
-    "holdout": (0.2, lambda v: _num(v) and 0 < v < 1, "a fraction in (0, 1) of the largest-compute runs"),
-    "budget_tolerance": (0.15, lambda v: _num(v) and 0 <= v < 1, "a relative tolerance in [0, 1)"),
-    "bootstrap_starts": (2, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1, "a positive integer"),
-    "allocation_flops": (None, lambda v: v is None or (_num(v) and v > 0), "a positive number of FLOPs or null"),
-    "downstream_metrics": ([m.name for m in metric_registry.downstream_headline()], lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
-                           "a list of metric names (the downstream targets to fit)"),
-}
-
-
-def _num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-class SettingsError(ValueError):
-    """A bad `fit:` section of params.yaml; the message names the key."""
+# The `fit:` section is checked by benchmark/params.py (the one params checker), defaults included.
+SettingsError = params_mod.ParamsError
 
 
 def read_settings(path: str | Path) -> dict:
     """The `fit:` section of params.yaml with defaults filled in; one-line errors name a bad key."""
-    import yaml
-
-    with open(path) as fh:
-        try:
-            doc = yaml.safe_load(fh) or {}
-        except yaml.YAMLError as e:
-            raise SettingsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    section = doc.get("fit") or {}
-    if not isinstance(section, dict):
-        raise SettingsError(f"{path}: fit must be a mapping of settings, got {type(section).__name__}")
-    out = {}
-    for key, value in section.items():
-        if key not in SETTINGS:
-            raise SettingsError(f"{path}: fit.{key} is not a known setting (known: {', '.join(SETTINGS)})")
-        if isinstance(value, str):  # YAML reads 1e-3 without a dot as a string
-            try:
-                value = float(value)
-            except ValueError:
-                pass
-        if not SETTINGS[key][1](value):
-            raise SettingsError(f"{path}: fit.{key} must be {SETTINGS[key][2]}, got {value!r}")
-        out[key] = value
-    return {k: out.get(k, d) for k, (d, _, _) in SETTINGS.items()}
+    doc = params_mod.read_yaml(str(path))
+    if doc is not None and not isinstance(doc, dict):
+        raise SettingsError(f"{path}: expected a mapping at the top level")
+    return params_mod.parse_fit((doc or {}).get("fit")).as_dict()
 
 
 def fit_settings(s: dict, downstream: bool = False) -> FitSettings:
@@ -203,29 +165,31 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
     con = db.connect(str(db_path))
     try:
         targets = load_targets(con, source, data_dir, downstream=s["downstream_metrics"])
-        results, skipped = [], []
-        for target, pts in sorted(targets.items()):
-            t0 = time.perf_counter()
-            res, skip = fit_target(target, pts, s)
-            results += res
-            skipped += skip
-            print(f"fit: {target}: {len(res)} laws on {pts.n} runs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-        for line in skipped:
-            print(f"fit: skipped {line}", file=sys.stderr)
-        print(heldout_table(results), file=sys.stderr)
+    finally:
+        con.close()
+    results, skipped = [], []
+    for target, pts in sorted(targets.items()):
+        t0 = time.perf_counter()
+        res, skip = fit_target(target, pts, s)
+        results += res
+        skipped += skip
+        print(f"fit: {target}: {len(res)} laws on {pts.n} runs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+    for line in skipped:
+        print(f"fit: skipped {line}", file=sys.stderr)
+    print(heldout_table(results), file=sys.stderr)
+    # DuckDB, the parquet files, fits.json and fit_draws.json change together or not at all.
+    with db.update(db_path, Path(db_path).parent) as (con, txn):
         db.replace_rows(con, "fits", fit_rows(results, source), source=source)
         db.replace_rows(con, "literature", literature.rows())
         if data_dir is not None:
             for table in ("fits", "literature"):
-                rows = db.read_rows(con, table, "source = ?", [source]) if table == "fits" else db.read_rows(con, table)
-                write_parquet_atomic(table_to_arrow(rows, table), Path(data_dir) / f"{table}.parquet")
-    finally:
-        con.close()
-    io.write_json_atomic(out_path, [r.to_json() for r in results])
-    io.write_json_atomic(Path(out_path).with_name("fit_metrics.json"), fit_metrics(results))
-    # Bootstrap draws for the report's uncertainty bands: '<law>|<target>' -> parameter sets.
-    io.write_json_atomic(Path(out_path).with_name("fit_draws.json"),
-                         {f"{r.law}|{r.target}": r.draws for r in results if r.draws})
+                data = db.read_arrow(con, table, "source = ?", [source]) if table == "fits" else db.read_arrow(con, table)
+                write_parquet(data, txn.stage(Path(data_dir) / f"{table}.parquet"))
+        txn.stage(out_path).write_text(io.dump_json([r.to_json() for r in results]), encoding="utf-8")
+        # Bootstrap draws for the report's uncertainty bands: '<law>|<target>' -> parameter sets.
+        txn.stage(Path(out_path).with_name("fit_draws.json")).write_text(
+            io.dump_json({f"{r.law}|{r.target}": r.draws for r in results if r.draws}), encoding="utf-8")
+        txn.stage(Path(out_path).with_name("fit_metrics.json")).write_text(io.dump_json(fit_metrics(results)), encoding="utf-8")
     return results
 
 

@@ -1,6 +1,7 @@
 """params.yaml -> frozen, checked dataclasses. Any bad value stops with one line naming its key."""
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,10 +27,15 @@ def _get(d: dict, key: str, path: str, types: type | tuple, default: Any = ..., 
     v = d[key]
     if isinstance(v, bool) and bool not in (types if isinstance(types, tuple) else (types,)):
         raise ParamsError(f"{full}: expected {_tname(types)}, got {v!r}")
-    if float in (types if isinstance(types, tuple) else (types,)) and isinstance(v, int) and not isinstance(v, bool):
+    tt = types if isinstance(types, tuple) else (types,)
+    if float in tt and isinstance(v, int) and not isinstance(v, bool):
         v = float(v)
+    elif int in tt and float not in tt and isinstance(v, float) and v.is_integer():
+        v = int(v)  # `tokens: 1e6` reads as the float 1000000.0 (YAML 1.2, as DVC reads it)
     if not isinstance(v, types):
         raise ParamsError(f"{full}: expected {_tname(types)}, got {v!r}")
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ParamsError(f"{full}: expected a finite number, got {v!r}")
     if check is not None and not check(v):
         raise ParamsError(f"{full}: invalid value {v!r}{' (' + why + ')' if why else ''}")
     return v
@@ -42,7 +48,9 @@ def _tname(types) -> str:
 
 
 def _no_unknown(d: dict, allowed: set[str], path: str) -> None:
-    extra = sorted(set(d) - allowed)
+    if not isinstance(d, dict):
+        raise ParamsError(f"{path}: expected a mapping, got {type(d).__name__} {d!r:.40}")
+    extra = sorted((k for k in d if k not in allowed), key=str)
     if extra:
         raise ParamsError(f"{path}.{extra[0]}: unknown key (known: {', '.join(sorted(allowed))})")
 
@@ -125,6 +133,28 @@ class Evaluate:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Fit:
+    """The `fit:` section: how the fit stage fits the laws (benchmark/fit.py)."""
+
+    bootstrap: int = 4000  # resamples over runs for the loss laws (Besiroglu et al. 2024 use 4000)
+    downstream_bootstrap: int = 1000  # ... for the downstream laws
+    seed: int = 0
+    huber_delta: float = 1e-3  # Hoffmann et al. 2022, Sec. 3.3
+    holdout: float = 0.2  # fraction of the largest-compute runs held out to measure extrapolation
+    budget_tolerance: float = 0.15  # relative FLOPs tolerance of an IsoFLOP budget (Approach 2)
+    bootstrap_starts: int = 2
+    allocation_flops: float | None = None  # C at which N_opt, D_opt are reported; None = the largest C
+    downstream_metrics: tuple[str, ...] = ("bleu", "rougeL", "accuracy")
+
+    def as_dict(self) -> dict:
+        from dataclasses import asdict
+
+        out = asdict(self)
+        out["downstream_metrics"] = list(self.downstream_metrics)
+        return out
+
+
+@dataclass(frozen=True, kw_only=True)
 class Run:
     run_id: str
     size: str
@@ -140,6 +170,7 @@ class Params:
     train: Train
     evaluate: Evaluate
     runs: dict[str, Run] = field(default_factory=dict)
+    fit: Fit = field(default_factory=Fit)
     raw: dict = field(default_factory=dict, compare=False, repr=False)
 
 
@@ -179,6 +210,33 @@ def _parse_size(name: str, d: Any, path: str) -> Size:
     return Size(name=name, d_model=d_model, n_layers=_get(d, "n_layers", path, int, check=_pos, why="must be > 0"),
                 n_heads=n_heads, lr=_get(d, "lr", path, float, check=_pos, why="must be > 0"),
                 batch_size=_get(d, "batch_size", path, int, check=_pos, why="must be > 0"))
+
+
+def parse_fit(f: Any, path: str = "fit") -> Fit:
+    """Check the `fit:` section (absent or null: the defaults)."""
+    if f is None:
+        return Fit()
+    keys = set(Fit.__dataclass_fields__)
+    _no_unknown(f, keys, path)
+    dflt = Fit()
+    frac_open = lambda v: 0 < v < 1  # noqa: E731
+    metrics = _get(f, "downstream_metrics", path, list, list(dflt.downstream_metrics),
+                   lambda v: all(isinstance(x, str) and x for x in v) and len(set(v)) == len(v),
+                   "a list of distinct metric names")
+    return Fit(
+        bootstrap=_get(f, "bootstrap", path, int, dflt.bootstrap, _nonneg, "must be >= 0"),
+        downstream_bootstrap=_get(f, "downstream_bootstrap", path, int, dflt.downstream_bootstrap, _nonneg, "must be >= 0"),
+        seed=_get(f, "seed", path, int, dflt.seed),
+        huber_delta=_get(f, "huber_delta", path, float, dflt.huber_delta, _pos, "must be > 0"),
+        holdout=_get(f, "holdout", path, float, dflt.holdout, frac_open,
+                     "a fraction in (0, 1) of the largest-compute runs"),
+        budget_tolerance=_get(f, "budget_tolerance", path, float, dflt.budget_tolerance, lambda v: 0 <= v < 1,
+                              "a relative tolerance in [0, 1)"),
+        bootstrap_starts=_get(f, "bootstrap_starts", path, int, dflt.bootstrap_starts, _pos, "must be >= 1"),
+        allocation_flops=_get(f, "allocation_flops", path, (float, type(None)), None, lambda v: v is None or v > 0,
+                              "a positive number of FLOPs or null"),
+        downstream_metrics=tuple(metrics),
+    )
 
 
 def parse(raw: dict) -> Params:
@@ -237,18 +295,40 @@ def parse(raw: dict) -> Params:
             tokens=_get(r, "tokens", path, int, check=_pos, why="must be > 0"),
             seed=_get(r, "seed", path, int, 0, _nonneg, "must be >= 0"),
         )
-    return Params(data=data, tokenizer=tok, model=model, train=train, evaluate=ev, runs=runs, raw=raw)
+    fit = parse_fit(raw.get("fit"))
+    return Params(data=data, tokenizer=tok, model=model, train=train, evaluate=ev, runs=runs, fit=fit, raw=raw)
+
+
+def read_yaml(path: str) -> Any:
+    """A YAML file as DVC reads params.yaml (ruamel.yaml, YAML 1.2: `1e-2` is a number, duplicate keys are an
+    error); a syntax error becomes one line `path:line:column: problem`."""
+    from ruamel.yaml import YAML
+    from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: file not found") from None
+    except OSError as e:
+        raise ParamsError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise ParamsError(f"{path}:{line}: not UTF-8 (byte {data[e.start]:#04x})") from None
+    try:
+        return YAML(typ="safe", pure=True).load(text)
+    except MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark is not None else path
+        what = " ".join(str(e.problem or e.context or "invalid YAML").split())
+        raise ParamsError(f"{where}: not valid YAML ({what})") from None
+    except (YAMLError, ValueError, RecursionError) as e:  # e.g. a bad timestamp or number literal
+        msg = " ".join(str(e).split())[:200] or type(e).__name__
+        raise ParamsError(f"{path}: not valid YAML ({msg})") from None
 
 
 def load(path: str = "params.yaml") -> Params:
     """Read and check a params file."""
-    import yaml
-
-    try:
-        with open(path) as f:
-            raw = yaml.safe_load(f)
-    except FileNotFoundError:
-        raise ParamsError(f"{path}: file not found") from None
-    except yaml.YAMLError as e:
-        raise ParamsError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
-    return parse(raw)
+    return parse(read_yaml(str(path)))

@@ -14,12 +14,14 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from benchmark import provenance, schema
+from benchmark.io import write_text_atomic
 from benchmark.card import TableSummary
 from benchmark.export import CONFIGS
 
@@ -33,6 +35,29 @@ class CommandError(Exception):
     def __init__(self, message: str, code: int = 2):
         super().__init__(message)
         self.code = code
+
+
+_REVISION = re.compile(r"^(?!-)(?!.*(?:\.\.|//|@\{|\.lock$|/$|\.$))[A-Za-z0-9._/-]{1,255}$")
+
+
+def check_repo_id(repo_id: str, what: str = "--repo-id") -> str:
+    """Refuse a malformed dataset id ('ORG/NAME', as the Hub names repos) before any network."""
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+    if not isinstance(repo_id, str) or repo_id.count("/") != 1:
+        raise CommandError(f"{what} must be ORG/NAME, got {repo_id!r}")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise CommandError(f"{what} {repo_id!r} is not a valid dataset id ({str(e).splitlines()[0]})") from None
+    return repo_id
+
+
+def check_revision(revision: str, what: str = "--revision") -> str:
+    """Refuse a revision that is no branch, tag or commit name (git's ref rules: no '..', no leading '-', ...)."""
+    if not isinstance(revision, str) or not _REVISION.match(revision):
+        raise CommandError(f"{what} {revision!r} is not a valid branch, tag or commit name")
+    return revision
 
 
 def read_checked(path: Path, table: str) -> list[dict[str, Any]]:
@@ -70,7 +95,8 @@ def table_summaries(folder: Path) -> list[TableSummary]:
     out = []
     for name in CONFIGS:
         path = folder / "data" / f"{name}.parquet"
-        out.append(TableSummary(name, tuple(pq.read_schema(path).names), pq.read_metadata(path).num_rows))
+        out.append(TableSummary(name, tuple(pq.read_schema(path).names), pq.read_metadata(path).num_rows,
+                                hashlib.sha256(path.read_bytes()).hexdigest()))
     return out
 
 
@@ -212,6 +238,8 @@ def hub_error(e: Exception, endpoint: str, repo: str) -> CommandError:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    check_repo_id(args.repo_id)  # before anything else, the network included
+    check_revision(args.revision)
     from huggingface_hub import constants, get_token
     from huggingface_hub.utils import disable_progress_bars, logging as hf_logging
 
@@ -219,8 +247,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     hf_logging.set_verbosity_error()  # library warnings would add lines to the one-line errors
     folder = Path(args.folder)
     receipt = Path(args.receipt) if args.receipt else folder / "publish_receipt.json"
-    if "/" not in args.repo_id or args.repo_id.count("/") != 1:
-        raise CommandError(f"--repo-id must be ORG/NAME, got {args.repo_id!r}")
     sha = git_sha(args.allow_dirty)
     if not args.allow_stale:
         check_fresh(folder, Path(args.runs))
@@ -232,10 +258,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         out = upload(args, folder, files, sha, counts)
     except Exception as e:  # any Hub/network failure becomes one line (see hub_error)
         raise hub_error(e, constants.ENDPOINT, f"{args.repo_id}@{args.revision}") from None
-    receipt.parent.mkdir(parents=True, exist_ok=True)
-    tmp = receipt.with_name(receipt.name + ".tmp")
-    tmp.write_text(json.dumps(out, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, receipt)
+    write_text_atomic(receipt, json.dumps(out, indent=2) + "\n")
     return out
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from benchmark import db, schema
 from benchmark.export import CONFIGS, LOCAL
-from benchmark.publish import CommandError, hub_error, read_checked, scrub
+from benchmark.publish import CommandError, check_repo_id, check_revision, hub_error, read_checked, scrub
 
 LITERATURE_KEY = ("source", "law", "parameter")
 
@@ -25,7 +25,8 @@ def parse_spec(spec: str) -> tuple[str, str]:
     repo_id, _, revision = spec.partition("@")
     if repo_id.count("/") != 1 or not all(repo_id.split("/")):
         raise CommandError(f"expected ORG/NAME[@revision], got {spec!r}")
-    return repo_id, revision or "main"
+    check_repo_id(repo_id, "dataset id")  # refused here, before any network (exit 2)
+    return repo_id, check_revision(revision or "main", "revision")
 
 
 def download(repo_id: str, revision: str, into: Path) -> tuple[str, dict[str, list[dict[str, Any]]]]:

@@ -152,11 +152,40 @@ def arrow_schema(table: str):
     )
 
 
+# Value checks beyond the type (issue 12): a wrong value is refused, never collected and silently dropped.
+STATUSES = ("completed", "diverged")
+# Every metric a row may carry: val_loss (nats/target token), BLEU, ROUGE F-measures x 100, accuracy in percent.
+METRICS = ("val_loss", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy")
+KNOWN = {("runs", "status"): STATUSES, ("metrics", "metric"): METRICS}
+# Float columns that may be NaN/inf: a diverged run's mean training loss.
+NONFINITE_OK = {("runs", "final_train_loss")}
+# Float columns that may be negative (every int column and every other float column must be >= 0).
+SIGNED = {("fits", "estimate"), ("fits", "ci95_low"), ("fits", "ci95_high"), ("literature", "estimate")}
+NONEMPTY = ("source", "run_id")  # string columns that name a row: never ""
+
+
+def _value_problem(table: str, c: Column, v: Any) -> str | None:
+    """Why `v` (of the right type, not None) is not a valid value of column `c`, or None."""
+    if c.dtype == "float" and not math.isfinite(v):
+        return None if (table, c.name) in NONFINITE_OK else f"is not finite ({v!r})"
+    if c.dtype in ("int", "float") and v < 0 and (table, c.name) not in SIGNED:
+        return f"is negative ({v!r})"
+    known = KNOWN.get((table, c.name))
+    if known is not None and v not in known:
+        return f"is {v!r}, not one of {', '.join(known)}"
+    if c.dtype == "string" and c.name in NONEMPTY and not v:
+        return "is empty"
+    return None
+
+
 def validate_record(table: str, record: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Check one row: every column present with the right type, no unknown field. Returns it ordered."""
+    """Check one row: every column present with the right type and a valid value, no unknown field.
+    Returns it ordered."""
     at = f" in {where}" if where else ""
+    if not isinstance(record, dict):
+        raise SchemaError(f"{table}: expected an object, got {type(record).__name__}{at}")
     names = column_names(table)
-    unknown = sorted(set(record) - set(names))
+    unknown = sorted(set(record) - set(names), key=str)
     if unknown:
         raise SchemaError(f"{table}: unknown field {unknown[0]!r}{at}")
     out: dict[str, Any] = {}
@@ -171,9 +200,52 @@ def validate_record(table: str, record: dict[str, Any], where: str = "") -> dict
             ok = DTYPES[c.dtype][1]
             if isinstance(v, bool) and c.dtype != "bool" or not isinstance(v, ok):
                 raise SchemaError(f"{table}: field {c.name!r} has {type(v).__name__} {v!r}, expected {c.dtype}{at}")
-            if c.dtype == "float" and not math.isfinite(v) and c.name not in ("final_train_loss", "value"):
-                raise SchemaError(f"{table}: field {c.name!r} is not finite ({v!r}){at}")
+            problem = _value_problem(table, c, v)
+            if problem:
+                raise SchemaError(f"{table}: field {c.name!r} {problem}{at}")
             if c.dtype == "float":
                 v = float(v)
         out[c.name] = v
     return out
+
+
+def validate_arrow(table: str, data, where: str = ""):
+    """The column-wise validate_record for an Arrow table (a run's predictions can be 10^5 rows): names and
+    types as arrow_schema(table) (safe casts allowed), no null in a non-nullable column, valid values.
+    Returns the table cast to arrow_schema(table)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    at = f" in {where}" if where else ""
+    expected = arrow_schema(table)
+    if data.schema.names != expected.names:
+        missing = [n for n in expected.names if n not in data.schema.names]
+        extra = [n for n in data.schema.names if n not in expected.names]
+        what = f"missing field {missing[0]!r}" if missing else f"unknown field {extra[0]!r}" if extra else "columns in another order"
+        raise SchemaError(f"{table}: {what}{at}")
+    try:
+        data = data.cast(expected, safe=True)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError) as e:
+        raise SchemaError(f"{table}: columns do not have the schema's types ({str(e).splitlines()[0]}){at}") from None
+    for c in columns(table):
+        col = data.column(c.name)
+        nulls = col.null_count
+        if nulls and not c.nullable:
+            row = pc.index(pc.is_null(col), True).as_py()
+            raise SchemaError(f"{table}: field {c.name!r} is null{at} row {row}")
+        if len(col) == nulls:
+            continue
+        bad = None
+        if c.dtype in ("int", "float") and (table, c.name) not in SIGNED:
+            bad = pc.less(col, 0)
+        if c.dtype == "float" and (table, c.name) not in NONFINITE_OK:
+            bad = pc.or_(pc.invert(pc.is_finite(col)), bad) if bad is not None else pc.invert(pc.is_finite(col))
+        if (table, c.name) in KNOWN:
+            bad = pc.invert(pc.is_in(col, value_set=pa.array(KNOWN[(table, c.name)])))
+        if c.dtype == "string" and c.name in NONEMPTY:
+            bad = pc.equal(pc.utf8_length(col), 0)
+        if bad is not None and pc.any(bad).as_py():
+            row = pc.index(bad, True).as_py()
+            problem = _value_problem(table, c, col[row].as_py())
+            raise SchemaError(f"{table}: field {c.name!r} {problem}{at} row {row}")
+    return data

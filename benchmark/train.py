@@ -9,13 +9,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
 
 from benchmark import cli, params as params_mod
 from benchmark.errors import StageError
+from benchmark.io import atomic_path
 
 
 def _dist():
@@ -203,11 +203,8 @@ def _log_losses(path: Path) -> list[float]:
 
 def _save_model(net, path: Path) -> None:
     """save_pretrained into a temporary folder, then rename: the folder appears complete or not at all."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    net.save_pretrained(tmp, safe_serialization=True)
-    shutil.rmtree(path, ignore_errors=True)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:  # modes follow the umask (safetensors writes 0600)
+        net.save_pretrained(tmp, safe_serialization=True)
 
 
 def main(argv: list[str]) -> int:

@@ -156,6 +156,52 @@ def test_compare_prints_both_parameter_sets(repo, root):
     assert (repo / "cmp" / "compare.png").exists()
 
 
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+BAD_PARAMS = [  # (section.key path, value or a function of the raw mapping, the key the error names)
+    (("runs", "a-3k", "tokens"), 0, "runs.a-3k.tokens"),
+    (("fit", "bootstrapp"), 10, "fit.bootstrapp"),
+    (("fit", "holdout"), 1.5, "fit.holdout"),
+    (("train", "beta1"), 1.2, "train.beta1"),
+    (("train", "device"), "tpu", "train.device"),
+    (("model", "sizes", "a", "n_heads"), 3, "model.sizes.a.n_heads"),
+    (("model", "seq_len"), 8, "model.seq_len"),
+    (("evaluate", "batch_size"), 0, "evaluate.batch_size"),
+    (("evaluate", "bootstrap"), "many", "evaluate.bootstrap"),
+    (("tokenizer", "vocab_size"), 10, "tokenizer.vocab_size"),
+    (("data", "tasks", "translation", "kind"), "poetry", "data.tasks.translation.kind"),
+    (("data", "validation_examples"), -1, "data.validation_examples"),
+    (("trian",), {"beta1": 0.9}, "params.trian"),
+]
+
+
+def test_a_params_mistake_stops_repro_before_any_output_is_removed(repo):
+    """DVC removes a stage's outputs before running it: the check stage, which every stage waits on, must stop a
+    bad value first. Every file under runs/ and leaderboard/ stays byte-identical, whatever the section."""
+    good = (repo / "params.yaml").read_text()
+    before = {d: _files(repo / d) for d in ("runs", "leaderboard")}
+    try:
+        for path, value, key in BAD_PARAMS:
+            raw = yaml.safe_load(good)
+            node = raw
+            for k in path[:-1]:
+                node = node[k]
+            node[path[-1]] = value
+            (repo / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+            r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=repo, capture_output=True, text=True,
+                               env={**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"})
+            assert r.returncode != 0, (key, r.stdout[-2000:])
+            assert f"error: {key}" in r.stderr + r.stdout, (key, r.stderr[-2000:])
+            assert _stages_run(r.stdout) <= {"check"}, (key, r.stdout)
+            for d in ("runs", "leaderboard"):
+                assert _files(repo / d) == before[d], (key, d)
+    finally:
+        (repo / "params.yaml").write_text(good)
+    assert _stages_run(_dvc(repo, "repro")) == {"check"}  # the params are good again: nothing else is out of date
+
+
 def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_kept(repo):
     out = _dvc(repo, "repro")
     assert _stages_run(out) == set()
@@ -179,6 +225,16 @@ def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_ke
     fits = json.loads((repo / "leaderboard" / "fits.json").read_text())
     chin = next(f for f in fits if f["law"] == "chinchilla" and f["target"] == "val_loss/all")
     assert chin["n_points"] == 9  # the diverged run is not fitted
+
+
+def test_datasets_loads_the_new_rows_after_a_repro_changes_them(repo):
+    """datasets keys a local folder's cache by its card's configs, not its files: the card names each file's
+    sha256, so the leaderboard loaded (9 rows) before the grid changed loads again with the new rows."""
+    import datasets
+
+    ds = datasets.load_dataset(str(repo / "leaderboard"), "runs", split="train")
+    assert sorted(ds["run_id"]) == sorted([*GRID, "boom-8k"])
+    assert dict(zip(ds["run_id"], ds["tokens"]))["b-6k"] >= 6500
 
 
 def test_a_killed_repro_loses_no_finished_run(repo):
