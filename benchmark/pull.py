@@ -62,7 +62,7 @@ def merge_literature(con, rows: list[dict[str, Any]]) -> tuple[int, int]:
             new.append(schema.validate_record("literature", r))
             seen.add(key)
     if new:
-        with db.transaction(con):
+        with db.atomic(con):
             db.insert_rows(con, "literature", new)
     return len(new), len(rows) - len(new)
 
