@@ -209,6 +209,9 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
         print(heldout_table(results), file=sys.stderr)
         db.replace_rows(con, "fits", fit_rows(results, source), source=source)
         db.replace_rows(con, "literature", literature.rows())
+        if source == LOCAL:  # imported sources in the database (python -m benchmark import ...) get the same laws
+            from benchmark import crossfit
+            crossfit.run(con, s)
         if data_dir is not None:
             for table in ("fits", "literature"):
                 rows = db.read_rows(con, table, "source = ?", [source]) if table == "fits" else db.read_rows(con, table)
