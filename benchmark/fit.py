@@ -181,6 +181,9 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
     with db.update(db_path, Path(db_path).parent) as (con, txn):
         db.replace_rows(con, "fits", fit_rows(results, source), source=source)
         db.replace_rows(con, "literature", literature.rows())
+        if source == LOCAL:  # imported sources in the database (python -m benchmark import ...) get the same laws
+            from benchmark import crossfit
+            crossfit.run(con, s)
         if data_dir is not None:
             for table in ("fits", "literature"):
                 data = db.read_arrow(con, table, "source = ?", [source]) if table == "fits" else db.read_arrow(con, table)

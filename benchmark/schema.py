@@ -120,6 +120,26 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("estimate", "float", "Published value."),
         _c("note", "string", "Where in the paper, and caveats.", nullable=True),
     ),
+    # Imported sources (benchmark.importers): where each came from, and each model's family.
+    "sources": (
+        _c("source", "string", "Source name, as in runs.source."),
+        _c("citation", "string", "Paper or data set the rows come from."),
+        _c("url", "string", "Where the imported files were published.", nullable=True),
+        _c("commit", "string", "Commit or revision of the published files.", nullable=True),
+        _c("license", "string", "License of the imported files.", nullable=True),
+        _c("importer", "string", "Importer (module and format) that wrote the rows."),
+        _c("importer_version", "string", "Version of that importer: a change in how rows are derived bumps it."),
+        _c("input_sha256", "string", "SHA-256 over the imported files (names and bytes, in sorted order)."),
+        _c("n_runs", "int", "Rows written to runs."),
+        _c("n_metrics", "int", "Rows written to metrics."),
+        _c("note", "string", "How N, D, C and the metrics were derived; rows left out and why.", nullable=True),
+    ),
+    "models": (
+        _c("source", "string", "Source name, as in runs.source."),
+        _c("model_size", "string", "runs.model_size of the model."),
+        _c("family", "string", "Model family as the source names it (e.g. 'Llama-2', 'Pythia')."),
+        _c("model_id", "string", "The model's published id (e.g. a Hugging Face Hub id).", nullable=True),
+    ),
 }
 
 

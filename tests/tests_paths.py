@@ -17,3 +17,13 @@ def _shared_csv() -> Path:
 
 
 CHINCHILLA_CSV = _shared_csv()
+
+
+def shared_data(name: str) -> Path:
+    """A published data set under the shared data folder (../shared/data or $BENCHMARK_SHARED_DATA)."""
+    import os
+
+    for folder in (os.environ.get("BENCHMARK_SHARED_DATA"), ROOT.parent / "shared" / "data"):
+        if folder and (Path(folder) / name).exists():
+            return Path(folder) / name
+    return ROOT.parent / "shared" / "data" / name
