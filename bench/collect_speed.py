@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmark import collect, db, params, schema  # noqa: E402
+from benchmark.stages import collect
+from benchmark.results import db, schema
+from benchmark.config import params  # noqa: E402
 
 TASKS = ("translation", "summarization", "classification")
 

@@ -3,7 +3,7 @@
 Reference (Hoffmann et al. 2022 App. D.2 as replicated by Besiroglu et al. 2024): for each of the
 4500 grid starts, scipy.optimize.minimize(method='L-BFGS-B', jac=True) on the summed Huber loss
 (delta 1e-3) of log residuals, in the parameters (a, b, e, alpha, beta). The engine:
-benchmark.fitting.fit_point (batched L-BFGS over all starts, then a tight polish). Both optima are
+benchmark.scaling.engine.fit_point (batched L-BFGS over all starts, then a tight polish). Both optima are
 scored with the same float64 reference objective. Also times the 4000-resample bootstrap.
 
 BLAS runs single-threaded by default (--blas-threads 1): scipy's L-BFGS-B calls BLAS/LAPACK on
@@ -69,15 +69,15 @@ def main(argv: list[str] | None = None) -> int:
     from scipy.optimize import minimize
 
     sys.path.insert(0, str(ROOT))
-    from benchmark import fitting
-    from benchmark.fit_csv import read_points
+    from benchmark.scaling import engine as fitting
+    from benchmark.sources.csv_points import read_points
 
     # Besiroglu et al. 2024 drop the 5 highest losses: 240 points remain; D = C / 6N.
     pts = read_points(args.csv, "Model Size", "loss", flops_col="Training FLOP", drop_highest_loss=5)
     lN, lD, lL = np.log(pts.N), np.log(pts.D), np.log(pts.y)
     ref = reference_objective(lN, lD, lL)
     settings = fitting.FitSettings(bootstrap=args.bootstrap, threads=args.threads)
-    from benchmark.objectives import default_threads
+    from benchmark.scaling.objectives import default_threads
 
     print(f"data: {pts.n} points; cpus: {os.cpu_count()}; load average before: {os.getloadavg()[0]:.2f}; "
           f"engine threads: {args.threads or default_threads()}; BLAS threads: {args.blas_threads or 'default'}")

@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmark import corpus as corpus_mod, model as model_mod, params as params_mod, trainer
-from benchmark.data import Packer, TrainStream
-from benchmark.tokenizer import encoder
+from benchmark.training import corpus as corpus_mod, model as model_mod, trainer
+from benchmark.config import params as params_mod
+from benchmark.training.data import Packer, TrainStream
+from benchmark.training.tokenizer import encoder
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,7 +26,7 @@ def main() -> int:
     args = ap.parse_args()
     import yaml
 
-    from benchmark.prepare import prepare
+    from benchmark.stages.prepare import prepare
 
     cuda = torch.cuda.is_available() and not args.dry
     if not cuda and not args.dry:

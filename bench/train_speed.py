@@ -26,12 +26,12 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from benchmark import corpus as corpus_mod, model as model_mod, params as params_mod, trainer  # noqa: E402
-from benchmark.data import IGNORE, Packer, TrainStream  # noqa: E402
-from benchmark.tokenizer import encoder  # noqa: E402
+from benchmark.training import corpus as corpus_mod, model as model_mod, trainer
+from benchmark.config import params as params_mod  # noqa: E402
+from benchmark.training.data import IGNORE, Packer, TrainStream  # noqa: E402
+from benchmark.training.tokenizer import encoder  # noqa: E402
 
 SIZES = {  # name: (d_model, n_layers, n_heads); N (total) printed below
     "0.5m": (128, 2, 4),
@@ -132,7 +132,7 @@ def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         import yaml
 
-        from benchmark.prepare import prepare
+        from benchmark.stages.prepare import prepare
 
         raw = yaml.safe_load((Path(__file__).resolve().parents[1] / "params.yaml").read_text())
         raw["tokenizer"]["vocab_size"] = VOCAB

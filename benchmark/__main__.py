@@ -10,21 +10,21 @@ import sys
 
 # command -> (module, one-line help). Modules are imported lazily: `plan` must not pay for torch.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "check": ("benchmark.check", "DVC stage: check every params section (the first stage; a bad value stops the pipeline)"),
-    "plan": ("benchmark.plan", "print the grid (run ids, N, D, FLOPs, estimated time) before any compute"),
-    "prepare": ("benchmark.prepare", "DVC stage: task data splits and tokenizer"),
-    "train": ("benchmark.train", "DVC stage: train one grid point into runs/<run_id>/"),
-    "evaluate": ("benchmark.evaluate", "DVC stage: validation loss and greedy test predictions of one run"),
-    "score": ("benchmark.score", "DVC stage: BLEU, ROUGE, accuracy of one run from its saved predictions"),
-    "collect": ("benchmark.collect", "DVC stage: validate run records and load them into DuckDB"),
-    "fit": ("benchmark.fit", "DVC stage: fit scaling laws with bootstrap intervals"),
-    "report": ("benchmark.report", "DVC stage: leaderboard README, figures, LaTeX table"),
-    "export": ("benchmark.export", "rewrite leaderboard/data/*.parquet from the DuckDB tables (not a pipeline stage)"),
-    "fit-csv": ("benchmark.fit_csv", "fit published points from a CSV (e.g. Chinchilla)"),
-    "publish": ("benchmark.publish", "upload leaderboard/ to the Hugging Face Hub"),
-    "pull": ("benchmark.pull", "download a published results dataset into the local DuckDB"),
-    "import": ("benchmark.importers", "import published scaling data in another format (e.g. Epoch's Chinchilla CSV)"),
-    "compare": ("benchmark.compare", "fit several sources with the same method and compare parameters"),
+    "check": ("benchmark.stages.check", "DVC stage: check every params section (the first stage; a bad value stops the pipeline)"),
+    "plan": ("benchmark.stages.plan", "print the grid (run ids, N, D, FLOPs, estimated time) before any compute"),
+    "prepare": ("benchmark.stages.prepare", "DVC stage: task data splits and tokenizer"),
+    "train": ("benchmark.stages.train", "DVC stage: train one grid point into runs/<run_id>/"),
+    "evaluate": ("benchmark.stages.evaluate", "DVC stage: validation loss and greedy test predictions of one run"),
+    "score": ("benchmark.stages.score", "DVC stage: BLEU, ROUGE, accuracy of one run from its saved predictions"),
+    "collect": ("benchmark.stages.collect", "DVC stage: validate run records and load them into DuckDB"),
+    "fit": ("benchmark.stages.fit", "DVC stage: fit scaling laws with bootstrap intervals"),
+    "report": ("benchmark.stages.report", "DVC stage: leaderboard README, figures, LaTeX table"),
+    "export": ("benchmark.stages.export", "rewrite leaderboard/data/*.parquet from the DuckDB tables (not a pipeline stage)"),
+    "fit-csv": ("benchmark.stages.fit_csv", "fit published points from a CSV (e.g. Chinchilla)"),
+    "publish": ("benchmark.stages.publish", "upload leaderboard/ to the Hugging Face Hub"),
+    "pull": ("benchmark.stages.pull", "download a published results dataset into the local DuckDB"),
+    "import": ("benchmark.stages.importers", "import published scaling data in another format (e.g. Epoch's Chinchilla CSV)"),
+    "compare": ("benchmark.stages.compare", "fit several sources with the same method and compare parameters"),
 }
 
 

@@ -1,7 +1,7 @@
 """The public Python API: load results, read points from a CSV, fit any registered law, plan a grid.
 
 Everything here is re-exported by `import benchmark` (e.g. `benchmark.fit_law`). Results are the
-schema's tables (benchmark.schema: runs, metrics, predictions, fits, literature) of every source:
+schema's tables (benchmark.results.schema: runs, metrics, predictions, fits, literature) of every source:
 `local` for this checkout's runs, otherwise the name a pulled or imported dataset was given.
 """
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from benchmark.fitting import FitResult, FitSettings, Points
-from benchmark.laws import LAWS
-from benchmark.metrics import METRICS
+from benchmark.scaling.engine import FitResult, FitSettings, Points
+from benchmark.scaling.laws import LAWS
+from benchmark.evaluation.metrics import METRICS
 
 DEFAULT_DB = "leaderboard/results.duckdb"
 DEFAULT_DATA = "leaderboard/data"
@@ -44,14 +44,14 @@ def load_table(table: str, source: str | None = None, *, db: str | Path | None =
     Read from the DuckDB file `db` (default leaderboard/results.duckdb, which holds local, pulled and
     imported sources); where no database exists, from `data_dir`/<table>.parquet (default leaderboard/data,
     the dataset folder: local rows only)."""
-    from benchmark import schema
+    from benchmark.results import schema
 
     names = schema.column_names(table)  # raises SchemaError for an unknown table
     if as_ not in KINDS:
         raise ValueError(f"as_={as_!r}: expected one of {', '.join(KINDS)}")
     db_path = Path(db if db is not None else DEFAULT_DB)
     if db_path.exists():
-        from benchmark import db as db_mod
+        from benchmark.results import db as db_mod
 
         con = db_mod.connect(str(db_path), read_only=True)
         try:
@@ -95,7 +95,7 @@ def read_points(path: str | Path, n_col: str, loss_col: str, flops_col: str | No
                 tokens_col: str | None = None, drop_highest_loss: int = 0) -> Points:
     """Points (y = loss, N, D, C) from named CSV columns; D = C / (6N) without a tokens column
     (Hoffmann et al. 2022, Sec. 3). Bad cells raise FitError naming the file, line and column."""
-    from benchmark.fit_csv import read_points as read
+    from benchmark.sources.csv_points import read_points as read
 
     return read(path, n_col, loss_col, flops_col, tokens_col, drop_highest_loss)
 
@@ -104,9 +104,9 @@ def points_from_results(target: str = "val_loss/all", source: str = "local", *, 
                         data_dir: str | Path | None = None) -> Points:
     """The points the fit stage fits for `target` ('<metric>/<task>', e.g. 'val_loss/all' or 'bleu/translation')
     over the completed runs of `source` (y = the metric; L = the task's val_loss where it exists)."""
-    from benchmark import db as db_mod
-    from benchmark.fit import load_targets
-    from benchmark.fitting import FitError
+    from benchmark.results import db as db_mod
+    from benchmark.scaling.targets import load_targets
+    from benchmark.scaling.engine import FitError
 
     db_path = Path(db if db is not None else DEFAULT_DB)
     con = db_mod.connect(str(db_path), read_only=True) if db_path.exists() else db_mod.connect(":memory:")
@@ -125,14 +125,14 @@ def fit_law(points: Points, law: str = "chinchilla", *, bootstrap: int = 4000, s
     """Fit a law of benchmark.LAWS (or 'approach2', 'two_step') the way the fit stage does: multi-start
     L-BFGS on the summed Huber loss, `bootstrap` resamples for standard errors and 95 % intervals, and the
     relative error on the held-out `holdout` fraction of largest-compute points (fitted without them)."""
-    from benchmark.fitting import FitError, fit, fit_two_step
+    from benchmark.scaling.engine import FitError, fit, fit_two_step
 
     settings = FitSettings(delta=huber_delta, bootstrap=bootstrap, seed=seed, holdout_fraction=holdout,
                            bootstrap_starts=bootstrap_starts, allocation_flops=allocation_flops)
     if law == "two_step":
         return fit_two_step(points, settings, target=target)
     if law == "approach2":
-        from benchmark.isoflop import fit_approach2
+        from benchmark.scaling.isoflop import fit_approach2
 
         return fit_approach2(points, settings, tolerance=budget_tolerance, target=target)
     if law not in LAWS:
@@ -145,7 +145,7 @@ def plan_grid(params: str | Path = "params.yaml", as_: str = "pandas") -> Any:
     batch, learning rate, FLOPs), ordered by compute: a DataFrame, or the grid.Point list with as_='list'."""
     import dataclasses
 
-    from benchmark import grid, params as params_mod
+    from benchmark.config import grid, params as params_mod
 
     points = grid.points(params_mod.load(params))
     if as_ == "list":

@@ -20,7 +20,7 @@ def parser(command: str, doc: str | None, *, params: bool = False) -> argparse.A
 
 def parse(ap: argparse.ArgumentParser, argv: list[str]) -> tuple[argparse.Namespace, Any]:
     """(arguments, the checked params they name); a bad params file raises params.ParamsError."""
-    from benchmark import params as params_mod
+    from benchmark.config import params as params_mod
 
     args = ap.parse_args(argv)
     return args, params_mod.load(args.params)

@@ -15,8 +15,10 @@ from typing import Iterator
 
 import pytest
 
-from benchmark import card, db, export, schema
-from benchmark.publish import table_summaries
+from benchmark.reporting import card
+from benchmark.results import db, schema
+from benchmark.stages import export
+from benchmark.results.dataset import table_summaries
 from hub_server import HubServer
 
 TOKEN = "hf_PlantedTestToken_7Q2xVb9LmN4kR8sW"  # searched for in every output and file afterwards

@@ -33,7 +33,7 @@ def write_run(runs_dir: Path, run_id: str, predictions: int = 20, shift: float =
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from benchmark import schema
+    from benchmark.results import schema
 
     size, tokens = run_id.split("-")[0], int(run_id.split("-")[1][:-1]) * 1000
     n = SIZES[size]

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 import benchmark as bm
-from benchmark import importers
+from benchmark.stages import importers
 from tests_paths import CHINCHILLA_CSV, ROOT, TINY
 
 README_CSV = "../shared/data/chinchilla_svg_extracted.csv"
@@ -64,7 +64,7 @@ def test_readme_results_example_loads_every_kind_of_table(tmp_path, monkeypatch)
 
 
 def test_load_reads_the_dataset_folder_without_a_database(tmp_path):
-    from benchmark.export import table_to_arrow, write_parquet_atomic
+    from benchmark.results.parquet import table_to_arrow, write_parquet_atomic
 
     row = {"source": "local", "run_id": "r", "task": "all", "metric": "val_loss", "value": 3.0, "stderr": 0.1,
            "n": 10, "signature": "s"}

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import transaction
+from benchmark.results import transaction
 from synthetic_runs import make_grid, run_ids, write_params
 from tests_paths import ROOT
 

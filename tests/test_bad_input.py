@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from benchmark import fit_csv, io, params, schema
+from benchmark.sources import csv_points
+from benchmark.results import io, schema
+from benchmark.config import params
 from synthetic_runs import make_grid
 from tests_paths import ROOT, TINY
 
@@ -116,8 +118,8 @@ def _csv(tmp_path: Path, data: bytes) -> Path:
 
 
 def test_fit_csv_reads_a_bom_and_refuses_non_utf8_with_the_line(tmp_path):
-    plain = fit_csv.read_points(_csv(tmp_path, (CSV_HEADER + "".join(CSV_ROWS)).encode()), "Model Size", "loss", "Training FLOP")
-    bom = fit_csv.read_points(_csv(tmp_path, b"\xef\xbb\xbf" + (CSV_HEADER + "".join(CSV_ROWS)).encode()),
+    plain = csv_points.read_points(_csv(tmp_path, (CSV_HEADER + "".join(CSV_ROWS)).encode()), "Model Size", "loss", "Training FLOP")
+    bom = csv_points.read_points(_csv(tmp_path, b"\xef\xbb\xbf" + (CSV_HEADER + "".join(CSV_ROWS)).encode()),
                               "Model Size", "loss", "Training FLOP")
     assert bom.n == plain.n == len(CSV_ROWS) and list(bom.y) == list(plain.y)
     latin1 = (CSV_HEADER + "".join(CSV_ROWS[:3]) + "1e9,6e18,1.9 \u00e9\n").encode("latin-1")
@@ -138,8 +140,8 @@ def test_fit_csv_drop_highest_loss_is_bounded(tmp_path, k, must):
 
 def test_fit_csv_drops_exactly_the_highest_losses(tmp_path):
     path = _csv(tmp_path, (CSV_HEADER + "".join(CSV_ROWS)).encode())
-    all_pts = fit_csv.read_points(path, "Model Size", "loss", "Training FLOP")
-    kept = fit_csv.read_points(path, "Model Size", "loss", "Training FLOP", drop_highest_loss=3)
+    all_pts = csv_points.read_points(path, "Model Size", "loss", "Training FLOP")
+    kept = csv_points.read_points(path, "Model Size", "loss", "Training FLOP", drop_highest_loss=3)
     assert sorted(kept.y) == sorted(all_pts.y)[:-3]
 
 
@@ -180,7 +182,7 @@ def test_schema_checks_values_not_only_types():
 def test_bad_repo_ids_and_revisions_are_refused_before_any_network(tmp_path, monkeypatch, capsys):
     import huggingface_hub
 
-    from benchmark import publish, pull
+    from benchmark.stages import publish, pull
 
     def network(*a, **k):
         raise AssertionError("the Hub was contacted")
@@ -200,8 +202,8 @@ def test_bad_repo_ids_and_revisions_are_refused_before_any_network(tmp_path, mon
 def test_written_files_follow_the_umask(tmp_path):
     import pyarrow as pa
 
-    from benchmark import transaction
-    from benchmark.export import write_parquet_atomic
+    from benchmark.results import transaction
+    from benchmark.results.parquet import write_parquet_atomic
 
     old = os.umask(0o022)
     try:
@@ -273,6 +275,6 @@ def test_mutated_csvs_never_give_a_traceback(tmp_path, data):
     path.write_bytes(bytes(raw))
     k = data.draw(st.integers(-2, 15))
     try:
-        fit_csv.read_points(path, "Model Size", "loss", "Training FLOP", drop_highest_loss=k)
-    except fit_csv.CsvError as e:
+        csv_points.read_points(path, "Model Size", "loss", "Training FLOP", drop_highest_loss=k)
+    except csv_points.CsvError as e:
         assert "\n" not in str(e)

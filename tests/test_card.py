@@ -9,9 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import DatasetCard, DatasetCardData
 
-from benchmark import card, schema
-from benchmark.export import CONFIGS
-from benchmark.publish import table_summaries
+from benchmark.reporting import card
+from benchmark.results import schema
+from benchmark.results.parquet import CONFIGS
+from benchmark.results.dataset import table_summaries
 from conftest_hub import REPO, make_leaderboard
 
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<type>[^|]+) \| (?P<unit>(?:[^|\\]|\\.)*) \| (?P<nullable>yes|no) \| (?P<desc>.*) \|$")

@@ -9,8 +9,9 @@ import json
 
 import pytest
 
-from benchmark import fit_csv
-from benchmark.fitting import FitSettings, fit
+from benchmark.sources import csv_points
+from benchmark.stages import fit_csv
+from benchmark.scaling.engine import FitSettings, fit
 from tests_paths import CHINCHILLA_CSV
 
 CSV = CHINCHILLA_CSV
@@ -22,7 +23,7 @@ pytestmark = pytest.mark.skipif(not CSV.exists(), reason=f"reference data {CSV} 
 
 @pytest.fixture(scope="module")
 def points():
-    return fit_csv.read_points(CSV, "Model Size", "loss", flops_col="Training FLOP", drop_highest_loss=5)
+    return csv_points.read_points(CSV, "Model Size", "loss", flops_col="Training FLOP", drop_highest_loss=5)
 
 
 @pytest.fixture(scope="module")

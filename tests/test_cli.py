@@ -6,9 +6,10 @@ import sys
 
 import pytest
 
-from benchmark import __main__ as cli_main, cli, corpus
+from benchmark import __main__ as cli_main, cli
+from benchmark.training import corpus
 from benchmark.errors import StageError
-from benchmark.score import score_predictions
+from benchmark.stages.score import score_predictions
 
 
 @pytest.mark.parametrize("command", sorted(cli_main.COMMANDS))
@@ -21,7 +22,7 @@ def test_help_describes_the_command_in_whole_sentences(command, capsys):
 
 
 def test_fit_csv_help_is_not_cut_mid_sentence():
-    import benchmark.fit_csv as fit_csv
+    import benchmark.stages.fit_csv as fit_csv
 
     assert cli.summary(fit_csv.__doc__).endswith("and write the fits.json shape of the fit stage.")
 
@@ -43,6 +44,6 @@ def test_main_turns_a_library_error_into_one_line_and_exit_code(tmp_path, root):
                                              "(dvc repro prepare)"]
     assert cli_main.exit_code(StageError("x")) == 2 and cli_main.exit_code(ValueError("x")) == 1
 
-    from benchmark.publish import CommandError
+    from benchmark.errors import CommandError
 
     assert cli_main.exit_code(CommandError("hub down", code=1)) == 1 and cli_main.exit_code(FileNotFoundError("f")) == 1

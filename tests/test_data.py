@@ -4,16 +4,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark import corpus, params
-from benchmark.data import IGNORE, Packer, StreamState, TrainStream
-from benchmark.tokenizer import encoder
+from benchmark.training import corpus
+from benchmark.config import params
+from benchmark.training.data import IGNORE, Packer, StreamState, TrainStream
+from benchmark.training.tokenizer import encoder
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
     import yaml
 
-    from benchmark.prepare import prepare
+    from benchmark.stages.prepare import prepare
     from tests_paths import TINY
 
     p = params.parse(yaml.safe_load(TINY.read_text()))
@@ -74,7 +75,7 @@ def test_needed_positions_are_each_examples_prefix_through_its_last_target_predi
     the same example predicts a target (labels[i + 1] is set)."""
     import torch
 
-    from benchmark.trainer import needed_positions
+    from benchmark.training.trainer import needed_positions
 
     pos = torch.tensor([[0, 1, 2, 3, 4, 5, 0, 1, 2, 3, 0, 0],
                         [0, 1, 2, 0, 1, 2, 3, 4, 0, 1, 2, 3]])
@@ -95,8 +96,8 @@ def test_unpadded_decoder_and_target_only_head_give_the_loss_and_gradients_of_th
     import torch
     from transformers import LlamaForCausalLM
 
-    from benchmark import model as model_mod
-    from benchmark.trainer import TargetLoss, loss_sum, needed_positions
+    from benchmark.training import model as model_mod
+    from benchmark.training.trainer import TargetLoss, loss_sum, needed_positions
 
     p, c = prepared
     ids, labels, pos, _ = (torch.from_numpy(a) if isinstance(a, np.ndarray) else a for a in _packer(p, c).next_batch(4))

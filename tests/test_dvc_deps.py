@@ -94,7 +94,7 @@ def _deps(stage: dict) -> list[str]:
 def test_the_closure_follows_imports_inside_functions_and_packages():
     got = {p.relative_to(ROOT).as_posix() for p in stage_modules("python -m benchmark train x")}
     # train imports checkpoint, corpus, trainer ... inside its function; params imports benchmark.tasks
-    assert {"benchmark/train.py", "benchmark/trainer.py", "benchmark/corpus.py", "benchmark/params.py",
+    assert {"benchmark/stages/train.py", "benchmark/training/trainer.py", "benchmark/training/corpus.py", "benchmark/config/params.py",
             "benchmark/tasks/__init__.py", "benchmark/__main__.py"} <= got
     assert not any(p.startswith("tests/") for p in got)
 

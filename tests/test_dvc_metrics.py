@@ -5,8 +5,9 @@ import math
 
 import yaml
 
-from benchmark import fit, metrics
-from benchmark.fitting import FitResult
+from benchmark.scaling import targets
+from benchmark.evaluation import metrics
+from benchmark.scaling.engine import FitResult
 from tests_paths import ROOT
 
 
@@ -28,6 +29,6 @@ def test_fit_metrics_is_flat_with_parameters_and_heldout_error():
     r = FitResult("chinchilla", "val_loss/all", {"E": 1.8, "A": 400.0, "B": math.inf, "alpha": 0.3, "beta": 0.3}, {}, {},
                   {"a": 0.5}, 9, {"rel_err": 0.012}, {})
     s = FitResult("seed_law", "bleu/translation", {"a": 1.0}, {}, {}, None, 9, None, {})
-    assert fit.fit_metrics([r, s]) == {
+    assert targets.fit_metrics([r, s]) == {
         "chinchilla val_loss/all": {"E": 1.8, "A": 400.0, "B": None, "alpha": 0.3, "beta": 0.3, "heldout_rel_err": 0.012},
         "seed_law bleu/translation": {"a": 1.0, "heldout_rel_err": None}}

@@ -6,8 +6,11 @@ import json
 import numpy as np
 import pytest
 
-from benchmark import db, fit, laws, literature, schema
-from benchmark.export import table_to_arrow, write_parquet_atomic
+from benchmark.results import db, schema
+from benchmark.scaling import targets
+from benchmark.stages import fit
+from benchmark.scaling import laws, literature
+from benchmark.results.parquet import table_to_arrow, write_parquet_atomic
 
 SIZES = {"xs": 104_000, "s": 213_000, "m": 430_000, "l": 917_000}   # N of the default grid's sizes
 TOKENS = (250_000, 500_000, 1_000_000)
@@ -127,10 +130,10 @@ def test_parquet_outputs_and_parquet_inputs(stage, tmp_path):
     # A DVC checkout restores collect's parquet files, not the database: the stage reads those.
     for table in ("runs", "metrics"):
         write_parquet_atomic(table_to_arrow(db.read_rows(con, table), table), tmp_path / f"{table}.parquet")
-    from_db = fit.load_targets(con)
+    from_db = targets.load_targets(con)
     con.close()
     empty = db.connect(str(tmp_path / "empty.duckdb"))
-    from_parquet = fit.load_targets(empty, data_dir=tmp_path)
+    from_parquet = targets.load_targets(empty, data_dir=tmp_path)
     empty.close()
     assert sorted(from_parquet) == sorted(from_db)
     np.testing.assert_array_equal(from_parquet["val_loss/all"].y, from_db["val_loss/all"].y)

@@ -2,9 +2,9 @@
 import numpy as np
 import pytest
 
-from benchmark import fitting, laws, lbfgs, objectives
-from benchmark.fitting import FitError, FitSettings, Points
-from benchmark.isoflop import fit_approach2
+from benchmark.scaling import engine as fitting, laws, lbfgs, objectives
+from benchmark.scaling.engine import FitError, FitSettings, Points
+from benchmark.scaling.isoflop import fit_approach2
 
 QUICK = FitSettings(bootstrap=200, seed=0)
 

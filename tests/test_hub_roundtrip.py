@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmark import db, schema
-from benchmark.export import CONFIGS
+from benchmark.results import db, schema
+from benchmark.results.parquet import CONFIGS
 from conftest_hub import ORG, REPO, TOKEN, USER, files_containing, hub_env, make_project, online, run_cli, run_python  # noqa: F401
 from hub_server import HubServer
 

@@ -9,7 +9,9 @@ import sys
 import pytest
 import yaml
 
-from benchmark import corpus, io, params
+from benchmark.training import corpus
+from benchmark.results import io
+from benchmark.config import params
 from benchmark.tasks import example_id, generated_split
 from tests_paths import ROOT, TINY
 

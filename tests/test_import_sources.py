@@ -8,8 +8,10 @@ import math
 
 import pytest
 
-from benchmark import db, importers
-from benchmark.import_pythia import SIZES, param_counts
+from benchmark.results import db
+from benchmark.sources import common
+from benchmark.stages import importers
+from benchmark.sources.pythia import SIZES, param_counts
 from tests_paths import shared_data
 
 PYTHIA = shared_data("pythia_zero_shot")
@@ -100,7 +102,7 @@ def test_sources_table(imported):
     assert set(rows) == {"pythia", "obsscaling"}
     p, o = rows["pythia"], rows["obsscaling"]
     assert (p["commit"], p["license"], p["n_runs"], p["n_metrics"]) == ("a19eecb807ec2c79a39ebf18108816e6ffffc1d5", "Apache-2.0", 189, 32697)
-    assert "Biderman" in p["citation"] and p["importer"] == "benchmark.import_pythia" and p["importer_version"] == importers.IMPORTER_VERSION
+    assert "Biderman" in p["citation"] and p["importer"] == "benchmark.sources.pythia" and p["importer_version"] == common.IMPORTER_VERSION
     assert (o["commit"], o["license"], o["n_runs"], o["n_metrics"]) == ("4d6e1e43fd2635d04654aa77d1df9d5266ea0382", "Apache-2.0", 123, 963)
     assert "Ruan" in o["citation"] and "25 left out" in o["note"] and "openai-community/gpt2," in o["note"]
     assert o["input_sha256"] == hashlib.sha256(OBS.name.encode() + b"\0" + OBS.read_bytes() + b"\0").hexdigest()

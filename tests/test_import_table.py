@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import db, importers
+from benchmark.results import db
+from benchmark.stages import importers
 
 ROOT = Path(__file__).resolve().parents[1]
 # Hoffmann et al. 2022, Table 1 (parameters, training tokens) and Table 6 (MMLU, 5-shot; MT-NLG has no entry there).
@@ -61,7 +62,7 @@ def test_a_papers_table_imports_with_a_map(tmp_path, capsys):
     assert (metrics["Gopher"]["task"], metrics["Gopher"]["metric"], metrics["Gopher"]["value"]) == ("mmlu", "accuracy", 60.0)
     assert {m["model_size"]: m["family"] for m in rows(db_path, "models")}["MT-NLG 530B"] == "Megatron"
     (src,) = rows(db_path, "sources")
-    assert (src["url"], src["n_runs"], src["n_metrics"], src["importer"]) == ("https://arxiv.org/abs/2203.15556", 6, 3, "benchmark.import_table")
+    assert (src["url"], src["n_runs"], src["n_metrics"], src["importer"]) == ("https://arxiv.org/abs/2203.15556", 6, 3, "benchmark.sources.table")
 
 
 def test_json_lines_and_parquet_give_the_same_rows(tmp_path):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import db, importers
+from benchmark.results import db
+from benchmark.stages import importers
 from conftest_hub import synthetic_rows
 from tests_paths import CHINCHILLA_CSV
 

@@ -1,12 +1,12 @@
-"""A law's formula lives once, in benchmark.laws.LAWS: every fitting parameterisation (benchmark.objectives)
+"""A law's formula lives once, in benchmark.scaling.laws.LAWS: every fitting parameterisation (benchmark.scaling.objectives)
 predicts what the registry's function predicts at the same public parameters."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from benchmark import laws, objectives
-from benchmark.laws import LAWS
+from benchmark.scaling import laws, objectives
+from benchmark.scaling.laws import LAWS
 
 
 def _inputs(rng, n=7):

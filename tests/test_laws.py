@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmark import laws
+from benchmark.scaling import laws
 
 
 def test_chinchilla_by_hand():
@@ -82,11 +82,12 @@ def test_registry_matches_signatures(name):
 
 
 def test_literature_rows_are_valid_and_unique():
-    from benchmark import literature, schema
+    from benchmark.scaling import literature
+    from benchmark.results import schema
 
     rows = [schema.validate_record("literature", r) for r in literature.rows()]
     keys = [(r["source"], r["law"], r["parameter"]) for r in rows]
-    assert len(set(keys)) == len(keys)  # benchmark.pull merges literature on this key
+    assert len(set(keys)) == len(keys)  # benchmark.stages.pull merges literature on this key
     assert all(r["note"] and r["citation"] for r in rows)
     assert all(r["law"] in laws.LAWS or r["law"] in ("approach1", "approach2", "kaplan_allocation", "compute_optimal_tokens")
                for r in rows)

@@ -9,8 +9,11 @@ import re
 import numpy as np
 import pytest
 
-from benchmark import card, collect, metrics, schema
-from benchmark.metrics import METRICS
+from benchmark.reporting import card
+from benchmark.stages import collect
+from benchmark.evaluation import metrics
+from benchmark.results import schema
+from benchmark.evaluation.metrics import METRICS
 
 HYP = ["the cat sat on the mat", "a dog runs in the park today", "it rains", "birds sing at dawn", "we eat bread"]
 REF = ["the cat sat on a mat", "a dog ran in the park", "it rains hard", "birds sing at dusk", "we eat rice"]

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import metrics
-from benchmark.export import table_to_arrow, write_parquet_atomic
-from benchmark.score import read_predictions, score_predictions
+from benchmark.evaluation import metrics
+from benchmark.results.parquet import table_to_arrow, write_parquet_atomic
+from benchmark.stages.score import read_predictions, score_predictions
 from benchmark.tasks import generated_split
 
 REFS = [e["target"] for e in generated_split("translation", 1, "test", 60)]

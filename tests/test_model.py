@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark import model
+from benchmark.training import model
 
 
 @pytest.mark.parametrize("d_model, n_layers, n_heads", [(16, 1, 1), (48, 2, 2), (128, 4, 4)])

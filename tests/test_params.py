@@ -8,7 +8,7 @@ import sys
 import pytest
 import yaml
 
-from benchmark import grid, params
+from benchmark.config import grid, params
 
 
 def test_default_and_tiny_and_gpu_params_parse(root):

@@ -105,7 +105,7 @@ def test_bleu_in_duckdb_equals_the_sacrebleu_cli_on_saved_predictions(repo, tmp_
 
 
 def test_report_writes_figures_tables_and_a_valid_card(repo):
-    from benchmark.publish import check_folder
+    from benchmark.results.dataset import check_folder
 
     lb = repo / "leaderboard"
     for stem in ("loss_vs_compute", "isoflop", "downstream", "literature"):

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from benchmark import schema
+from benchmark.results import schema
 from conftest_hub import REPO, TOKEN, hub, hub_env, make_project, online, run_cli, synthetic_rows, tree_digest  # noqa: F401
 
 PUBLISH = ["publish", "--repo-id", REPO]

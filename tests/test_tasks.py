@@ -5,7 +5,8 @@ import collections
 
 import pytest
 
-from benchmark import corpus, params
+from benchmark.training import corpus
+from benchmark.config import params
 from benchmark.tasks import LEVELS, example_id, generated_example, generated_split, translation
 
 
@@ -85,7 +86,7 @@ def test_summary_is_the_protagonists_current_profile():
 
 
 def test_validation_and_test_never_appear_in_the_training_stream(tmp_path, tiny_raw):
-    from benchmark.prepare import prepare
+    from benchmark.stages.prepare import prepare
 
     p = params.parse(tiny_raw)
     prepare(p, tmp_path)

@@ -21,7 +21,6 @@ def _field(row: dict, dotted: str, split: str, path: str) -> Any:
 
 def load_split(hub, split_key: str, limit: int | None = None) -> list[dict]:
     """Examples {"input", "target", "difficulty": 0} of one split of a Hub dataset (or local Hub-layout folder)."""
-    import datasets
 
     split = hub.splits[split_key]
     try:

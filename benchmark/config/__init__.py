@@ -1,0 +1,1 @@
+"""The params file: the one config checker and the grid it describes."""

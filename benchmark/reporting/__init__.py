@@ -1,0 +1,1 @@
+"""The dataset card, figures and tables."""

@@ -1,0 +1,212 @@
+"""The dataset card (leaderboard/README.md): YAML header plus body, built from values, with every column from schema.py."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from benchmark.results import schema
+
+PRETTY_NAME = "Scaling-law benchmark: small transformers, losses, task metrics and fitted laws"
+ARROW_TYPES = {"string": "string", "int": "int64", "float": "double", "bool": "bool"}
+# How training size and compute are counted: quoted from these schema columns, so the card cannot drift.
+COUNTING_COLUMNS = ("n_params", "n_params_embedding", "n_params_nonembedding", "tokens", "flops", "flops_attention")
+
+
+@dataclass(frozen=True)
+class TableSummary:
+    """What the card states about one exported table (values read from the parquet file by the caller)."""
+
+    name: str
+    """Table / config name, one of schema.TABLES (e.g. 'runs')."""
+    columns: tuple[str, ...]
+    """Column names in file order; each must be defined in schema.py, which supplies its unit and meaning."""
+    n_rows: int
+    """Rows in the file."""
+    sha256: str = ""
+    """Hash of the file's bytes: in the config's `description`, so that `datasets` keys its cache by the data."""
+
+    @property
+    def path(self) -> str:
+        return f"data/{self.name}.parquet"
+
+
+def metadata(tables: Sequence[TableSummary], pretty_name: str = PRETTY_NAME) -> dict[str, Any]:
+    """The YAML header: licence, tags and one `configs` entry per table (the first one is the default)."""
+    n = max((t.n_rows for t in tables), default=0)
+    size = "n<1K" if n < 1_000 else "1K<n<10K" if n < 10_000 else "10K<n<100K" if n < 100_000 else "100K<n<1M"
+    configs = []
+    for i, t in enumerate(tables):
+        config: dict[str, Any] = {"config_name": t.name, "data_files": [{"split": "train", "path": t.path}]}
+        if i == 0:
+            config["default"] = True
+        if t.sha256:  # datasets hashes a local folder's configs, not its files: this makes new data a new cache key
+            config["description"] = f"{t.path} sha256:{t.sha256}"
+        configs.append(config)
+    return {
+        "license": "cc-by-4.0",  # the data; the code that produced it is Apache-2.0 (see the body)
+        "pretty_name": pretty_name,
+        "language": ["en"],
+        "task_categories": ["tabular-regression"],
+        "tags": ["scaling-laws", "chinchilla", "compute-optimal", "transformers", "leaderboard", "benchmark"],
+        "size_categories": [size],
+        "configs": configs,
+    }
+
+
+def md_cell(text: str) -> str:
+    """Text made safe for one markdown table cell."""
+    text = text.replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+    return text.replace("<", "&lt;").replace(">", "&gt;")  # else '<model_size>' renders as an HTML tag
+
+
+def schema_section(tables: Sequence[TableSummary]) -> str:
+    """One markdown table per exported table: every column with its type, unit, nullability and meaning."""
+    out = ["## Schema", "",
+           f"Schema version {schema.SCHEMA_VERSION} (`benchmark/results/schema.py`). Types are Arrow/parquet types; "
+           "every table has a `source` column, so rows from different origins never mix.", ""]
+    for t in tables:
+        defined = {c.name: c for c in schema.columns(t.name)}
+        out += [f"### `{t.name}`", "", f"File `{t.path}`, {t.n_rows} rows.", "",
+                "| column | type | unit | nullable | description |", "|---|---|---|---|---|"]
+        for name in t.columns:
+            c = defined.get(name)
+            if c is None:
+                raise schema.SchemaError(f"{t.path}: column {name!r} is not defined in schema.py table {t.name!r}")
+            out.append(f"| `{c.name}` | {ARROW_TYPES[c.dtype]} | {md_cell(c.unit) or '–'} | "
+                       f"{'yes' if c.nullable else 'no'} | {md_cell(c.description)} |")
+        out.append("")
+    return "\n".join(out)
+
+
+def counting_section() -> str:
+    runs = {c.name: c for c in schema.columns("runs")}
+    lines = ["## How N, D and FLOPs are counted", ""]
+    lines += [f"- **`{n}`** ({runs[n].unit}): {runs[n].description}" for n in COUNTING_COLUMNS]
+    lines += ["", "Imported published data (source `chinchilla`: Hoffmann et al. 2022, Fig. 4 as digitised by "
+              "Besiroglu et al. 2024) gives N and C only; there D = C / (6 N) and the architecture columns are null.", ""]
+    return "\n".join(lines)
+
+
+def _num(value: Any) -> str:
+    return "–" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def fits_section(fits: Sequence[Mapping[str, Any]], fit_method: str) -> str:
+    lines = ["## Fitted laws", "", fit_method.strip(), ""]
+    if not fits:
+        return "\n".join(lines + ["No fits in this release.", ""])
+    lines += ["| law | target | parameter | estimate | SE | 95 % CI | points |", "|---|---|---|---|---|---|---|"]
+    for f in fits:
+        ci = f"{_num(f.get('ci95_low'))} – {_num(f.get('ci95_high'))}" if f.get("ci95_low") is not None else "–"
+        lines.append(f"| {md_cell(str(f['law']))} | {md_cell(str(f['target']))} | {md_cell(str(f['parameter']))} | "
+                     f"{_num(f['estimate'])} | {_num(f.get('se'))} | {ci} | {_num(f.get('n_points'))} |")
+    return "\n".join(lines + [""])
+
+
+def metrics_section(signatures: Mapping[str, str]) -> str:
+    lines = ["## Metric signatures", "", "Exactly how each number in `metrics` was computed (also in its `signature` column).", ""]
+    if not signatures:
+        return "\n".join(lines + ["No metric signatures were recorded.", ""])
+    lines += ["| metric | signature |", "|---|---|"]
+    lines += [f"| `{md_cell(m)}` | {md_cell(s)} |" for m, s in sorted(signatures.items())]
+    return "\n".join(lines + [""])
+
+
+def stderr_section() -> str:
+    """Every metric of the registry (benchmark.evaluation.metrics.METRICS): unit, direction and how its standard error is computed."""
+    from benchmark.evaluation.metrics import METRICS
+
+    lines = ["## Metrics and standard errors", "", "| metric | unit | better | standard error |", "|---|---|---|---|"]
+    lines += [f"| `{md_cell(m.name)}` | {md_cell(m.unit)} | {'higher' if m.higher_is_better else 'lower'} | "
+              f"{md_cell(m.stderr)} |" for m in METRICS.values()]
+    return "\n".join(lines + [""])
+
+
+def usage_section(repo_id: str, git_sha: str, tables: Sequence[TableSummary], code_url: str | None) -> str:
+    first = tables[0].name if tables else "runs"
+    clone = f"git clone {code_url} scaling-benchmark && cd scaling-benchmark" if code_url else "# in a clone of the code"
+    return f"""## How to reproduce
+
+```bash
+{clone}
+git checkout {git_sha.removesuffix('+dirty')}
+pip install -e .   # pinned dependencies, see pyproject.toml
+dvc repro          # prepare -> train -> evaluate -> score -> collect -> fit -> report
+```
+
+These files were produced at git commit `{git_sha}`{' (with uncommitted changes)' if git_sha.endswith('+dirty') else ''}.
+
+## How to load
+
+```python
+from datasets import load_dataset
+{first} = load_dataset("{repo_id}", "{first}", split="train")   # configs: {', '.join(t.name for t in tables)}
+```
+
+```python
+import duckdb
+from huggingface_hub import snapshot_download
+path = snapshot_download("{repo_id}", repo_type="dataset")
+duckdb.sql(f"SELECT * FROM '{{path}}/data/{first}.parquet'").show()
+```
+
+```python
+import pandas as pd
+df = pd.read_parquet("hf://datasets/{repo_id}/data/{first}.parquet")
+```
+
+Or into this project's DuckDB, as its own source: `python -m benchmark pull {repo_id}`.
+"""
+
+
+def bibtex(repo_id: str, git_sha: str, pretty_name: str, authors: str, year: int | None) -> str:
+    key = re.sub(r"[^A-Za-z0-9]+", "_", repo_id).strip("_").lower() + (f"_{year}" if year else "")
+    fields = [("title", f"{{{pretty_name}}}"), ("author", f"{{{authors}}}")]
+    fields += [("year", f"{{{year}}}")] if year else []
+    fields += [("howpublished", f"{{\\url{{https://huggingface.co/datasets/{repo_id}}}}}"),
+               ("note", f"{{Git commit {git_sha}, schema version {schema.SCHEMA_VERSION}}}")]
+    body = ",\n".join(f"  {k:<12} = {v}" for k, v in fields)
+    return f"@misc{{{key},\n{body}\n}}"
+
+
+def render(
+    *,
+    tables: Sequence[TableSummary],
+    repo_id: str,
+    git_sha: str,
+    fit_method: str,
+    metric_signatures: Mapping[str, str],
+    fits: Sequence[Mapping[str, Any]] = (),
+    blocks: Sequence[tuple[str, str]] = (),
+    pretty_name: str = PRETTY_NAME,
+    authors: str = "Scaling benchmark contributors",
+    year: int | None = None,
+    code_url: str | None = None,
+) -> str:
+    """README.md text for the dataset folder.
+
+    `tables`: the exported files, in config order; `fits`: rows of the fits table to summarise; `blocks`:
+    (heading, markdown) sections to embed after the overview, e.g. the leaderboard table or figure links.
+    """
+    import yaml
+
+    header = yaml.safe_dump(metadata(tables, pretty_name), sort_keys=False, allow_unicode=True, width=1000)
+    overview = ["| config | file | rows |", "|---|---|---|"]
+    overview += [f"| `{t.name}` | `{t.path}` | {t.n_rows} |" for t in tables]
+    parts = [
+        f"---\n{header}---\n",
+        f"# {pretty_name}\n",
+        "Results of a reproducible scaling-law benchmark: a grid of small transformers trained with one "
+        "`dvc repro`, their losses and task metrics, the laws fitted to them with bootstrap intervals, published "
+        "reference values, and per-example predictions.\n",
+        "\n".join(overview) + "\n",
+        f"Schema version: **{schema.SCHEMA_VERSION}**. Git commit: `{git_sha}`.\n",
+    ]
+    parts += [f"## {heading}\n\n{text.strip()}\n" for heading, text in blocks]
+    parts += [fits_section(fits, fit_method), stderr_section(), metrics_section(metric_signatures), counting_section(),
+              schema_section(tables), usage_section(repo_id, git_sha, tables, code_url)]
+    parts += ["## Citation\n", f"```bibtex\n{bibtex(repo_id, git_sha, pretty_name, authors, year)}\n```\n",
+              "## License\n", "Data: CC-BY-4.0. Code that produced it: Apache-2.0. Imported reference data keeps the "
+              "terms of its source (see the `literature` table's citations).\n"]
+    return "\n".join(parts)

@@ -1,0 +1,232 @@
+"""Figures for papers, from values: loss vs compute with the fitted law, IsoFLOP curves, downstream metrics, literature.
+
+Every figure is readable in black and white: each model size has its own marker and line style as
+well as its own shade; held-out runs are hollow. Functions take rows and fits, return a Figure.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":", (0, (5, 1)), (0, (3, 1, 1, 1)), (0, (1, 1)), (0, (5, 5))]
+
+
+def downstream_metrics():
+    """The headline downstream metrics of the registry (benchmark.evaluation.metrics.METRICS), one panel each."""
+    from benchmark.evaluation.metrics import downstream_headline
+
+    return downstream_headline()
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams.update({"font.size": 9, "axes.grid": True, "grid.alpha": 0.3, "savefig.dpi": 150,
+                         "figure.constrained_layout.use": True})
+    return plt
+
+
+def size_styles(sizes: Sequence[str]) -> dict[str, dict]:
+    """A distinct (marker, line style, grey-to-colour shade) per size, ordered as given (small to large)."""
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    n = max(1, len(sizes) - 1)
+    return {s: {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)],
+                "color": cmap(0.85 * i / n)} for i, s in enumerate(sizes)}
+
+
+def _by_size(runs: list[dict]) -> dict[str, list[dict]]:
+    out: dict[str, list[dict]] = {}
+    for r in sorted(runs, key=lambda r: (r["n_params"], r["flops"])):
+        out.setdefault(r["model_size"], []).append(r)
+    return out
+
+
+def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, draws: list[dict] | None,
+                    cutoff: float | None, law_predict=None):
+    """Validation loss against training FLOPs, one line per size, the fitted L(N, D) through each
+    size (D = C / 6N) with its bootstrap 95 % band; runs above the extrapolation cutoff are hollow."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    groups = _by_size([r for r in runs if r["run_id"] in loss])
+    styles = size_styles(list(groups))
+    for size, rs in groups.items():
+        st = styles[size]
+        C = np.array([r["flops"] for r in rs])
+        L = np.array([loss[r["run_id"]] for r in rs])
+        n = rs[0]["n_params"]
+        ax.plot(C, L, linestyle="none", marker=st["marker"], color=st["color"], markersize=5,
+                label=f"{size} (N={n / 1e6:.2g}M)")
+        held = np.array([cutoff is not None and c > cutoff for c in C])
+        if held.any():
+            ax.plot(C[held], L[held], linestyle="none", marker=st["marker"], markersize=7, markerfacecolor="white",
+                    markeredgecolor=st["color"])
+        if fit is not None and law_predict is not None:
+            grid = np.geomspace(C.min() / 1.5, C.max() * 1.5, 60)
+            ax.plot(grid, law_predict(fit["params"], N=np.full_like(grid, n), D=grid / (6 * n)), color=st["color"],
+                    linestyle=st["linestyle"], linewidth=1)
+            if draws:
+                curves = np.array([law_predict(d, N=np.full_like(grid, n), D=grid / (6 * n)) for d in draws])
+                lo, hi = np.nanpercentile(curves, [2.5, 97.5], axis=0)
+                ax.fill_between(grid, lo, hi, color=st["color"], alpha=0.15, linewidth=0)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.set_xlabel("training compute C = 6ND (FLOP)")
+    ax.set_ylabel("validation loss (nats / target token)")
+    title = "Validation loss vs compute"
+    if fit is not None:
+        p = fit["params"]
+        title += f"\nfit: E={p['E']:.3f}, A={p['A']:.3g}, B={p['B']:.3g}, α={p['alpha']:.2f}, β={p['beta']:.2f}"
+    ax.set_title(title, fontsize=9)
+    if cutoff is not None:
+        _held_out_legend(ax)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def _held_out_legend(ax) -> None:
+    """A legend entry for the hollow markers of runs held out of the fit."""
+    ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k", label="held out of the fit")
+
+
+def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
+    """Loss against N for runs of (nearly) equal compute, a parabola in log N per budget and its minimum
+    (Hoffmann et al. 2022, Approach 2, Fig. 3)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5.0, 3.6))
+    by_id = {r["run_id"]: r for r in runs}
+    for i, b in enumerate(budgets):
+        rs = [by_id[i_] for i_ in b["run_ids"] if i_ in by_id and i_ in loss]
+        N = np.array([r["n_params"] for r in rs], float)
+        L = np.array([loss[r["run_id"]] for r in rs])
+        style = {"marker": MARKERS[i % len(MARKERS)], "linestyle": LINESTYLES[i % len(LINESTYLES)], "color": f"C{i}"}
+        points = ax.plot(N, L, linestyle="none", marker=style["marker"], color=style["color"], label=f"C ≈ {b['flops']:.2g} FLOP")[0]
+        if len(N) >= 3:
+            c2, c1, c0 = np.polyfit(np.log(N), L, 2)
+            g = np.geomspace(N.min() / 1.3, N.max() * 1.3, 50)
+            ax.plot(g, c0 + c1 * np.log(g) + c2 * np.log(g) ** 2, color=style["color"], linestyle=style["linestyle"], linewidth=1)
+            n_opt = math.exp(-c1 / (2 * c2)) if c2 > 0 else None
+            if n_opt is not None and N.min() <= n_opt <= N.max():  # an interior minimum only
+                ax.plot([n_opt], [c0 + c1 * math.log(n_opt) + c2 * math.log(n_opt) ** 2], marker="*", markersize=11,
+                        color=style["color"], markeredgecolor="k", linestyle="none")
+            else:  # the optimum lies outside the sampled sizes: say which side instead of drawing a star
+                side = "smallest" if L.argmin() == N.argmin() else "largest" if L.argmin() == N.argmax() else "edge"
+                points.set_label(f"C ≈ {b['flops']:.2g} FLOP: no minimum inside, {side} N is best")
+    ax.set_xscale("log")
+    ax.set_xlabel("parameters N")
+    ax.set_ylabel("validation loss (nats / target token)")
+    ax.set_title("IsoFLOP profiles (stars: fitted minima inside the sampled N)" if budgets
+                 else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
+    ax.legend(fontsize=7, frameon=False)
+    return fig
+
+
+def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curves: dict[tuple[str, str], list[tuple[str, object]]],
+               cutoff: float | None):
+    """BLEU, ROUGE-L and accuracy against compute, one marker per size, with the fitted curves."""
+    plt = _plt()
+    panels = [(m.name, m.headline_task, m.label) for m in downstream_metrics()]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0))
+    groups = _by_size(runs)
+    styles = size_styles(list(groups))
+    for ax, (metric, task, label) in zip(axes, panels):
+        allC = []
+        for size, rs in groups.items():
+            pts = [(r["flops"], values[(r["run_id"], task, metric)]) for r in rs if (r["run_id"], task, metric) in values]
+            if not pts:
+                continue
+            C, V = map(np.array, zip(*pts))
+            allC += list(C)
+            st = styles[size]
+            ax.plot(C, V, marker=st["marker"], color=st["color"], linestyle="none", label=size)
+            held = np.array([cutoff is not None and c > cutoff for c in C])
+            if held.any():
+                ax.plot(C[held], V[held], linestyle="none", marker=st["marker"], markersize=8,
+                        markerfacecolor="white", markeredgecolor=st["color"])
+        if allC:
+            grid = np.geomspace(min(allC) / 1.5, max(allC) * 1.5, 80)
+            for j, (name, fn) in enumerate(curves.get((metric, task), [])):
+                ax.plot(grid, fn(grid), color="k", linestyle=LINESTYLES[j], linewidth=1, label=name)
+        ax.set_xscale("log")
+        ax.set_xlabel("training compute (FLOP)")
+        ax.set_ylabel(label)
+        ax.set_title(f"{task}", fontsize=9)
+    if cutoff is not None:
+        _held_out_legend(axes[0])
+    axes[0].legend(fontsize=6, frameon=False)
+    return fig
+
+
+def _published(published: list[dict], name: str) -> list[tuple[str, float]]:
+    """(label, value) of published values of alpha, beta (chinchilla form) or the allocation a."""
+    out = []
+    for row in published:
+        if name in ("alpha", "beta") and row["law"] == "chinchilla" and row["parameter"] == name:
+            out.append((row["source"], row["estimate"]))
+        elif name == "a" and row["parameter"] == "a":
+            out.append((f"{row['source']} ({row['law']})", row["estimate"]))
+        elif name == "a" and row["law"] == "compute_optimal_tokens" and row["parameter"] == "alpha":
+            out.append((f"{row['source']} (1 - D_opt exp.)", 1.0 - row["estimate"]))  # D_opt ~ C^alpha => N_opt ~ C^(1-alpha)
+    return out
+
+
+def literature(ours: list[tuple[str, dict]], published: list[dict]):
+    """alpha, beta and the allocation exponent a of our fits (95 % bootstrap intervals, filled) beside
+    published values (hollow squares)."""
+    plt = _plt()
+    names = ["alpha", "beta", "a"]
+    fig, axes = plt.subplots(1, 3, figsize=(9.5, 3.2))
+    for ax, name in zip(axes, names):
+        labels, vals, lo, hi = [], [], [], []
+        for label, f in ours:
+            est = f["params"].get(name, (f.get("allocation") or {}).get(name))
+            if est is None:
+                continue
+            ci = f["ci95"].get(name) or [est, est]
+            labels.append(label)
+            vals.append(est)
+            lo.append(min(est, ci[0] if ci[0] is not None else est))
+            hi.append(max(est, ci[1] if ci[1] is not None else est))
+        n_ours = len(labels)
+        pubs = _published(published, name)
+        labels += [p[0] for p in pubs]
+        vals += [p[1] for p in pubs]
+        y = np.arange(len(labels))
+        if n_ours:
+            v = np.array(vals[:n_ours])
+            ax.errorbar(v, y[:n_ours], xerr=[v - np.array(lo), np.array(hi) - v], fmt="o", color="k", capsize=3)
+        ax.plot(vals[n_ours:], y[n_ours:], linestyle="none", marker="s", markerfacecolor="white", markeredgecolor="k")
+        span = vals + [x for x in lo + hi if x is not None]
+        if span:  # a degenerate interval (e.g. alpha up to 27 on a tiny grid) must not squash the published values
+            ref = max(vals) if vals else 1.0
+            ax.set_xlim(0, min(max(span), 2.5 * ref) * 1.1)
+        ax.set_yticks(y)
+        ax.set_yticklabels(labels, fontsize=7)
+        ax.set_xlabel(name)
+        ax.set_title({"a": "allocation a (N_opt ∝ C^a)"}.get(name, name), fontsize=9)
+    fig.suptitle("This grid (filled, 95 % bootstrap interval) against published values (hollow)", fontsize=9)
+    return fig
+
+
+def save(fig, stem) -> list[str]:
+    """Write stem.png and stem.pdf; returns both paths."""
+    import matplotlib.pyplot as plt
+
+    out = []
+    for ext in ("png", "pdf"):
+        path = f"{stem}.{ext}"
+        fig.savefig(path, metadata={"CreationDate": None} if ext == "pdf" else None)
+        out.append(path)
+    plt.close(fig)
+    return out

@@ -1,0 +1,161 @@
+"""Fits across sources: the existing laws on every imported source in the database, into the `fits` table.
+
+- pythia: chinchilla (Hoffmann et al. 2022) and Kaplan et al. 2020's L(N, D) on lambada log-perplexity
+  over the N x D grid of checkpoints; per benchmark, accuracy against compute with the sigmoid of
+  log C (Owen 2024), the two-step law (Llama 3; lambada log-perplexity as the loss step 1 fits) and
+  the seed law, and the growth and saturation phases of each sigmoid.
+- obsscaling: the sigmoid of log C per benchmark, pooled over families and per family.
+- chinchilla (Epoch's points): the chinchilla law with the 5 highest losses dropped (Besiroglu et al. 2024).
+- any other source (`import table`): every law `fit` applies to local runs.
+"""
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+
+from benchmark.results import db
+from benchmark.scaling.engine import FitError, FitResult, Points, fit, fit_two_step
+
+PYTHIA_LOSS = "log_perplexity/lambada_openai"
+PYTHIA_MIN_STEP = 1000  # checkpoints after the 1 % warm-up (1430 steps) is mostly done; step 0 has D = 0
+PYTHIA_BENCHMARKS = ("lambada_openai", "piqa", "sciq", "arc_easy", "arc_challenge", "winogrande", "logiqa", "wsc")
+FAMILY_MIN_RUNS = 5     # families with fewer models are fitted only in the pooled fit
+GROWTH = 0.1            # the growth phase spans 10 % to 90 % of a sigmoid's rise; above 90 %: saturation
+
+
+def points(con, source: str, metric: str, task: str, loss: tuple[str, str] | None = None,
+           family: str | None = None, min_tokens: float = 1.0) -> Points:
+    """One target of one source over completed runs with N, D, C > 0 (L: the loss metric of the same run)."""
+    sql = """SELECT r.run_id, r.n_params, r.tokens, r.flops, m.value, l.value
+             FROM runs r JOIN metrics m ON m.source = r.source AND m.run_id = r.run_id
+             LEFT JOIN metrics l ON l.source = r.source AND l.run_id = r.run_id AND l.metric = ? AND l.task = ?
+             LEFT JOIN models f ON f.source = r.source AND f.model_size = r.model_size
+             WHERE r.source = ? AND r.status = 'completed' AND m.metric = ? AND m.task = ?
+               AND r.n_params > 0 AND r.tokens >= ? AND r.flops > 0 AND (? IS NULL OR f.family = ?)
+             ORDER BY r.flops, r.run_id"""
+    lm, lt = loss or (None, None)
+    rows = con.execute(sql, [lm, lt, source, metric, task, min_tokens, family, family]).fetchall()
+    if not rows:
+        raise FitError(f"source {source!r} has no {metric}/{task}" + (f" for family {family!r}" if family else ""))
+    ids, N, D, C, y, L = zip(*rows)
+    L = None if loss is None or any(v is None for v in L) else np.array(L, dtype=float)
+    return Points(y=np.array(y, float), N=np.array(N, float), D=np.array(D, float), C=np.array(C, float), L=L, ids=ids)
+
+
+def phases(res: FitResult) -> FitResult:
+    """Add the growth and saturation phases of a sigmoid of log C: C_growth, where the metric has risen
+    10 % of the way from lo to hi, and C_saturation, 90 % (C_mid 9^(-/+1/k)), with bootstrap intervals
+    from the kept draws."""
+    if res.law != "sigmoid_compute":
+        return res
+    odds = math.log((1 - GROWTH) / GROWTH)
+
+    def at(p: dict, sign: float) -> float:
+        return p["C_mid"] * math.exp(sign * odds / p["k"]) if p["k"] > 0 else math.nan
+
+    params = {**res.params, "C_growth": at(res.params, -1), "C_saturation": at(res.params, 1)}
+    se, ci = dict(res.se), dict(res.ci95)
+    for name, sign in (("C_growth", -1.0), ("C_saturation", 1.0)):
+        v = np.array([at(d, sign) for d in res.draws])
+        v = v[np.isfinite(v)]
+        if v.size >= 10:
+            lv = np.log(v)
+            se[name] = float(np.std(v, ddof=1))
+            ci[name] = [float(np.exp(np.percentile(lv, 2.5))), float(np.exp(np.percentile(lv, 97.5)))]
+    method = {**res.method, "phases": f"growth from C_growth ({GROWTH:.0%} of the rise) to C_saturation ({1 - GROWTH:.0%}); "
+                                      f"intervals from {len(res.draws)} bootstrap draws"}
+    return replace(res, params=params, se=se, ci95=ci, method=method)
+
+
+def phase_at(params: dict, C: float) -> str:
+    """Where compute C lies on a fitted sigmoid: 'before growth', 'growth' or 'saturation'."""
+    if not all(k in params for k in ("C_growth", "C_saturation")):
+        return "?"
+    return "before growth" if C < params["C_growth"] else "growth" if C < params["C_saturation"] else "saturation"
+
+
+def _downstream(pts: Points, target: str, s: dict, settings, two_step: bool) -> tuple[list[FitResult], list[str]]:
+    out, skipped = [], []
+    for law in ("sigmoid_compute", "two_step", "seed_law") if two_step else ("sigmoid_compute",):
+        try:
+            res = fit_two_step(pts, settings, target=target) if law == "two_step" else fit(law, pts, settings, target=target)
+            out.append(phases(res))
+        except FitError as e:
+            skipped.append(f"{law} on {target}: {e}")
+    return out, skipped
+
+
+def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
+    """Every fit of one imported source (see the module docstring)."""
+    from benchmark.scaling.targets import fit_settings, fit_target, load_targets
+
+    loss_settings, down_settings = fit_settings(s), fit_settings(s, downstream=True)
+    results, skipped = [], []
+    if source == "pythia":
+        min_tokens = PYTHIA_MIN_STEP * 2_097_152
+        loss = points(con, source, *PYTHIA_LOSS.split("/"), min_tokens=min_tokens)
+        for law in ("chinchilla", "kaplan_nd"):
+            try:
+                results.append(fit(law, loss, loss_settings, target=PYTHIA_LOSS))
+            except FitError as e:
+                skipped.append(f"{law} on {PYTHIA_LOSS}: {e}")
+        for task in PYTHIA_BENCHMARKS:
+            pts = points(con, source, "accuracy", task, loss=tuple(PYTHIA_LOSS.split("/")), min_tokens=min_tokens)
+            r, sk = _downstream(pts, f"accuracy/{task}", s, down_settings, two_step=True)
+            results += r
+            skipped += sk
+    elif source == "obsscaling":
+        tasks = [t for (t,) in con.execute("SELECT DISTINCT task FROM metrics WHERE source = ? AND metric = 'accuracy' ORDER BY 1",
+                                           [source]).fetchall()]
+        families = [f for (f,) in con.execute(
+            "SELECT family FROM models WHERE source = ? GROUP BY family HAVING count(*) >= ? ORDER BY family",
+            [source, FAMILY_MIN_RUNS]).fetchall()]
+        for task in tasks:
+            for fam in [None, *families]:
+                target = f"accuracy/{task}" + (f"@{fam}" if fam else "")
+                try:
+                    pts = points(con, source, "accuracy", task, family=fam)
+                except FitError as e:
+                    skipped.append(f"sigmoid_compute on {target}: {e}")
+                    continue
+                r, sk = _downstream(pts, target, s, down_settings, two_step=False)
+                results += r
+                skipped += sk
+    else:
+        targets = load_targets(con, source, downstream=s["downstream_metrics"] + ["accuracy"])
+        for target, pts in sorted(targets.items()):
+            keep = np.isfinite(pts.y) & (pts.N > 0) & (pts.D > 0)
+            if source == "chinchilla" and target == "val_loss/all":
+                keep[np.argsort(pts.y)[::-1][:5]] = False  # Besiroglu et al. 2024 drop the 5 highest losses
+            r, sk = fit_target(target, pts.subset(keep), s)
+            results += [phases(x) for x in r]
+            skipped += sk
+    return results, skipped
+
+
+def imported_sources(con) -> list[str]:
+    return [s for s in db.sources(con) if s != "local"]
+
+
+def run(con, s: dict, sources: list[str] | None = None) -> dict[str, list[FitResult]]:
+    """Fit every imported source (or `sources`) and replace its rows of the `fits` table."""
+    from benchmark.scaling.targets import fit_rows, heldout_table
+
+    out = {}
+    for src in sources if sources is not None else imported_sources(con):
+        t0 = time.perf_counter()
+        try:
+            results, skipped = plan(con, src, s)
+        except FitError as e:
+            results, skipped = [], [f"{src}: {e}"]
+        db.replace_rows(con, "fits", fit_rows(results, src), source=src)
+        print(f"fit: source {src}: {len(results)} fits in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        for line in skipped:
+            print(f"fit: {src}: skipped {line}", file=sys.stderr)
+        print(heldout_table(results), file=sys.stderr)
+        out[src] = results
+    return out

@@ -1,0 +1,334 @@
+"""The fitting engine: checked inputs, multi-start batched L-BFGS, bootstrap intervals and held-out extrapolation.
+
+Pure functions of numpy arrays. Method of Hoffmann et al. 2022 (Approach 3, Sec. 3.3 and App. D.2)
+as replicated by Besiroglu et al. 2024: Huber loss (delta 1e-3) of log residuals, summed, minimised
+by L-BFGS from a grid of starts; standard errors from a bootstrap over points.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from benchmark.scaling import lbfgs, objectives
+from benchmark.scaling.laws import LAWS, chinchilla_allocation
+
+# Phase 1 screens every start: a coarse stop (an iteration gaining < 1e-7, i.e. ~1e-4 of the summed
+# Huber loss), and it ends once fewer than 5 % of the starts still run, the stragglers keeping
+# their current point. Only the best N_POLISH go on, to the tight tolerance; on the Chinchilla data
+# this reaches the same optimum as scipy's per-start loop (bench/fit_speed.py) in half the rounds.
+PHASE1 = {"ftol": 1e-7, "ftol_floor": 1.0, "gtol": 1e-5, "max_iter": 1000}
+PHASE1_STOP_FRACTION = 0.05
+POLISH = {"ftol": 1e-15, "ftol_floor": 0.0, "gtol": 0.0, "max_iter": 3000}    # relative: f is ~1e-3
+BOOTSTRAP = {**POLISH, "ftol": 1e-10, "max_iter": 1000}  # SEs need ~1e-5 in the parameters, not 1e-8
+N_POLISH = 16  # best phase-1 starts that are polished to the tight tolerance
+N_DRAWS = 100  # bootstrap parameter sets kept per fit for uncertainty bands in plots
+
+
+class FitError(ValueError):
+    """The data cannot support the requested fit; the message is one line and names the rows."""
+
+
+@dataclass(frozen=True)
+class Points:
+    """What a law is fitted to. y is the target (a loss or a metric); N, D, C, L are the inputs a
+    law may read (parameters, tokens, FLOPs, task loss), None when absent; ids name the rows."""
+    y: np.ndarray
+    N: np.ndarray | None = None
+    D: np.ndarray | None = None
+    C: np.ndarray | None = None
+    L: np.ndarray | None = None
+    ids: tuple[str, ...] = ()
+
+    def __post_init__(self):
+        n = np.asarray(self.y).size
+        for name in ("y", "N", "D", "C", "L"):
+            v = getattr(self, name)
+            if v is not None:
+                v = np.asarray(v, dtype=float).ravel()
+                if v.size != n:
+                    raise FitError(f"{name} has {v.size} values but y has {n}")
+                object.__setattr__(self, name, v)
+        if self.C is None and self.N is not None and self.D is not None:
+            object.__setattr__(self, "C", 6.0 * self.N * self.D)  # C = 6ND (Kaplan et al. 2020, Sec. 2.1)
+        object.__setattr__(self, "ids", tuple(self.ids) if self.ids else tuple(f"row {i}" for i in range(n)))
+
+    @property
+    def n(self) -> int:
+        return self.y.size
+
+    def subset(self, mask: np.ndarray) -> "Points":
+        pick = {k: (None if getattr(self, k) is None else getattr(self, k)[mask]) for k in ("y", "N", "D", "C", "L")}
+        return Points(**pick, ids=tuple(np.asarray(self.ids, dtype=object)[mask]))
+
+
+@dataclass(frozen=True)
+class FitSettings:
+    """How a fit is made (the `fit:` section of params.yaml)."""
+    delta: float = 1e-3              # Huber delta on log residuals (Hoffmann et al. 2022, Sec. 3.3)
+    bootstrap: int = 4000            # resamples over points (Besiroglu et al. 2024 use 4000)
+    seed: int = 0
+    holdout_fraction: float = 0.2    # the largest-compute ~20 % of runs are held out for extrapolation
+    bootstrap_starts: int = 2        # best distinct optima of the full fit each resample starts from
+    allocation_flops: float | None = None  # C at which N_opt, D_opt are reported; None: the largest C fitted
+    threads: int | None = None
+
+
+@dataclass(frozen=True)
+class FitResult:
+    law: str
+    target: str
+    params: dict[str, float]
+    se: dict[str, float]
+    ci95: dict[str, list[float]]
+    allocation: dict[str, float] | None
+    n_points: int
+    extrapolation: dict[str, float] | None
+    method: dict = field(default_factory=dict)
+    draws: list[dict] = field(default_factory=list, repr=False)  # a few bootstrap parameter sets, for plots
+
+    def to_json(self) -> dict:
+        """The fits.json object: plain floats (NaN and inf become None); draws are left out."""
+        out = _plain(dataclasses.asdict(self))
+        del out["draws"]
+        return out
+
+
+@dataclass(frozen=True)
+class PointFit:
+    model: objectives.Parameterisation
+    theta: np.ndarray       # best internal parameters
+    candidates: np.ndarray  # distinct good optima (internal), best first
+    objective: float
+    params: dict[str, float]
+    n_starts: int
+
+
+def check(law: str, pts: Points) -> None:
+    """Raise FitError unless `pts` can support `law`: inputs present, finite and positive, enough
+    points and enough variation."""
+    if law not in LAWS:
+        raise FitError(f"unknown law {law!r}; known: {', '.join(LAWS)}")
+    spec = LAWS[law]
+    ids = np.asarray(pts.ids, dtype=object)
+    for name in spec.inputs:
+        if getattr(pts, name) is None:
+            raise FitError(f"{law} needs {name}, which was not given")
+    for name in ("y", *spec.inputs):
+        v = getattr(pts, name)
+        bad = ~np.isfinite(v)
+        if bad.any():
+            raise FitError(f"{law}: {name} is NaN or infinite at {_rows(ids[bad])}")
+        if (name != "y" or spec.space == "log") and (v <= 0).any():
+            raise FitError(f"{law}: {name} must be positive; it is not at {_rows(ids[v <= 0])}")
+    p = len(spec.params)
+    if pts.n < p:
+        raise FitError(f"{law} has {p} parameters but only {pts.n} points")
+    for name, need in spec.min_distinct.items():
+        have = np.unique(getattr(pts, name)).size
+        if have < need:
+            raise FitError(f"{law} needs variation in {name}: at least {need} distinct values, but the {pts.n} points have {have}")
+    if {"N", "D"} <= set(spec.inputs):
+        X = np.column_stack([np.ones(pts.n), np.log(pts.N)])
+        resid = np.log(pts.D) - X @ np.linalg.lstsq(X, np.log(pts.D), rcond=None)[0]
+        if np.abs(resid).max() < 1e-9:
+            raise FitError(f"{law} needs N and D to vary independently, but D is a fixed power of N in all {pts.n} points")
+    if spec.space == "metric" and np.ptp(pts.y) == 0:
+        raise FitError(f"{law}: the target is constant ({pts.y[0]:g}) over all {pts.n} points")
+
+
+def _rows(ids) -> str:
+    ids = list(ids)
+    return ", ".join(map(str, ids[:5])) + (f" and {len(ids) - 5} more" if len(ids) > 5 else "")
+
+
+def _residuals(law: str, pts: Points, settings: FitSettings) -> tuple[np.ndarray, float, float]:
+    """(target in the residual space, Huber delta, residual scale) of a law on these points."""
+    if LAWS[law].space == "log":
+        return np.log(pts.y), settings.delta, 1.0
+    return pts.y, math.inf, float(np.std(pts.y)) or 1.0  # least squares on the metric
+
+
+def fit_point(law: str, pts: Points, settings: FitSettings = FitSettings()) -> PointFit:
+    """Best fit from all of the law's starts: a phase-1 screen of every start (PHASE1; in float32
+    for the 4500-start Chinchilla grid), then the best N_POLISH polished in float64 to a relative
+    tolerance, since the summed Huber loss is ~1e-3."""
+    check(law, pts)
+    model = objectives.make_model(law, N=pts.N, D=pts.D, C=pts.C, L=pts.L)
+    y, delta, scale = _residuals(law, pts, settings)
+    starts = model.starts(y)
+    dtype = np.float32 if isinstance(model, objectives.Chinchilla) else np.float64
+    obj = objectives.Objective(model, y, delta=delta, scale=scale, dtype=dtype, threads=settings.threads)
+    r1 = lbfgs.minimize(obj, starts, **PHASE1, stop_running_below=int(PHASE1_STOP_FRACTION * len(starts)))
+    top = np.argsort(np.where(np.isfinite(r1.fun), r1.fun, np.inf))[:N_POLISH]
+    obj64 = objectives.Objective(model, y, delta=delta, scale=scale, threads=settings.threads)
+    r2 = lbfgs.minimize(obj64, r1.x[top], **POLISH)
+    order = np.argsort(np.where(np.isfinite(r2.fun), r2.fun, np.inf))
+    if not np.isfinite(r2.fun[order[0]]):
+        raise FitError(f"{law}: no start reached a finite objective")
+    # Starts for the bootstrap: the best optimum, then the next distinct optima of phase 1.
+    rest = np.argsort(np.where(np.isfinite(r1.fun), r1.fun, np.inf))
+    cands = _distinct(np.concatenate([r2.x[order[:1]], r1.x[rest[np.isfinite(r1.fun[rest])]]]), settings.bootstrap_starts)
+    best = r2.x[order[0]]
+    params = {k: float(v[0]) for k, v in model.to_public(best).items()}
+    return PointFit(model, best, cands, float(r2.fun[order[0]]), params, len(starts))
+
+
+def _distinct(xs: np.ndarray, k: int, tol: float = 1e-3) -> np.ndarray:
+    keep: list[np.ndarray] = []
+    for x in xs:
+        if all(np.abs(x - y).max() > tol * (1.0 + np.abs(y).max()) for y in keep):
+            keep.append(x)
+        if len(keep) == k:
+            break
+    return np.array(keep)
+
+
+def bootstrap(law: str, pts: Points, point: PointFit, settings: FitSettings = FitSettings()):
+    """Refit `settings.bootstrap` resamples of the points at once (a resample is a vector of
+    multinomial point weights in a weighted summed Huber loss), each from the full fit's best
+    distinct optima. Degenerate resamples (fewer distinct points than parameters, or fewer distinct
+    values of an input than the law needs, laws.Law.min_distinct) are dropped.
+    Returns (samples: name -> array, n_used, n_degenerate)."""
+    spec = LAWS[law]
+    rng = np.random.default_rng(settings.seed)
+    n, p = pts.n, len(spec.params)
+    W = rng.multinomial(n, np.full(n, 1.0 / n), size=settings.bootstrap).astype(float)
+    ok = (W > 0).sum(axis=1) >= p
+    for name, need in spec.min_distinct.items():
+        _, code = np.unique(getattr(pts, name), return_inverse=True)
+        present = (W > 0).astype(float) @ np.eye(code.max() + 1)[code]
+        ok &= (present > 0).sum(axis=1) >= need
+    Wv = W[ok]
+    y, delta, scale = _residuals(law, pts, settings)
+    K = point.candidates.shape[0]
+    rows = np.repeat(np.arange(Wv.shape[0]), K)
+    obj = objectives.Objective(point.model, y, delta=delta, scale=scale, weights=Wv, rows=rows, threads=settings.threads)
+    res = lbfgs.minimize(obj, np.tile(point.candidates, (Wv.shape[0], 1)), **BOOTSTRAP)
+    fun = np.where(np.isfinite(res.fun), res.fun, np.inf).reshape(-1, K)
+    pick = np.argmin(fun, axis=1)
+    theta = res.x.reshape(-1, K, res.x.shape[1])[np.arange(fun.shape[0]), pick]
+    samples = point.model.to_public(theta)
+    if law == "chinchilla":
+        samples.update(chinchilla_allocation(_allocation_flops(pts, settings), **{k: samples[k] for k in ("A", "B", "alpha", "beta")}))
+    finite = np.isfinite(fun.min(axis=1)) & np.all([np.isfinite(v) for v in samples.values()], axis=0)
+    return {k: np.asarray(v)[finite] for k, v in samples.items()}, int(finite.sum()), int((~ok).sum())
+
+
+def _allocation_flops(pts: Points, settings: FitSettings) -> float:
+    return float(settings.allocation_flops or pts.C.max())
+
+
+def summarise(samples: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Bootstrap SE (ddof 1) and 95 % percentile interval of every sampled quantity."""
+    se, ci = {}, {}
+    for k, v in samples.items():
+        if v.size >= 2 and np.isfinite(v).all():
+            with np.errstate(over="ignore", invalid="ignore"):  # e.g. N_c of a flat resample near 1e300
+                se[k] = float(np.std(v, ddof=1))
+            ci[k] = [float(np.percentile(v, 2.5)), float(np.percentile(v, 97.5))]
+    return se, ci
+
+
+def holdout_split(C: np.ndarray, fraction: float) -> tuple[np.ndarray, float]:
+    """Mask of held-out runs (the ceil(fraction * n) largest C, ties included) and the cutoff C."""
+    n_hold = max(1, math.ceil(fraction * C.size))
+    cutoff = float(np.sort(C)[::-1][n_hold - 1])
+    return C >= cutoff, cutoff
+
+
+def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_train: int) -> dict[str, float]:
+    """Mean and max |relative error| on held-out runs (None where an observed value is 0), and the mean |error|."""
+    err = np.abs(pred - obs)
+    rel = err / np.abs(obs) if np.all(obs != 0) else None
+    return {"rel_err": None if rel is None else float(rel.mean()), "max_rel_err": None if rel is None else float(rel.max()),
+            "abs_err": float(err.mean()), "n_heldout": int(obs.size), "n_train": int(n_train), "cutoff_flops": cutoff}
+
+
+def extrapolate(law: str, pts: Points, settings: FitSettings = FitSettings()) -> tuple[dict | None, str]:
+    """Fit on runs below the compute cutoff, predict the held-out largest-compute runs."""
+    held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
+    train = pts.subset(~held)
+    try:
+        pf = fit_point(law, train, settings)
+    except FitError as e:
+        return None, f"no extrapolation: {e}"
+    test = pts.subset(held)
+    with np.errstate(over="ignore", invalid="ignore"):  # a wild fit may predict inf: reported as such
+        pred = LAWS[law].predict(pf.params, **{k: getattr(test, k) for k in LAWS[law].inputs})
+    return extrapolation_error(pred, test.y, cutoff, train.n), ""
+
+
+def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: str = "", holdout: bool = True) -> FitResult:
+    """Point fit, bootstrap intervals, allocation (chinchilla) and held-out extrapolation error."""
+    point = fit_point(law, pts, settings)
+    samples, n_used, n_degenerate = bootstrap(law, pts, point, settings) if settings.bootstrap else ({}, 0, 0)
+    se, ci = summarise(samples)
+    allocation = None
+    if law == "chinchilla":
+        allocation = {k: float(v) for k, v in chinchilla_allocation(_allocation_flops(pts, settings), **{
+            k: point.params[k] for k in ("A", "B", "alpha", "beta")}).items()}
+        allocation["flops"] = _allocation_flops(pts, settings)
+    extra, why = (extrapolate(law, pts, settings) if holdout else (None, "")) if pts.C is not None else (None, "no compute to order runs by")
+    spec = LAWS[law]
+    method = {
+        "formula": spec.formula, "citation": spec.citation,
+        "loss": f"summed Huber (delta={settings.delta:g}) of log residuals" if spec.space == "log"
+        else "least squares on the metric, residuals scaled by its standard deviation",
+        "optimizer": "batched L-BFGS (benchmark.scaling.lbfgs), analytic gradients",
+        "starts": point.n_starts, "phase1": f"screen: ftol {PHASE1['ftol']:g}, gtol {PHASE1['gtol']:g}, until < {PHASE1_STOP_FRACTION:.0%} of starts run{', float32' if law == 'chinchilla' else ''}",
+        "polish": f"best {N_POLISH} starts to relative ftol {POLISH['ftol']:g} in float64",
+        "objective": point.objective, "bootstrap": settings.bootstrap, "bootstrap_used": n_used,
+        "bootstrap_degenerate": n_degenerate, "bootstrap_starts": int(point.candidates.shape[0]),
+        "seed": settings.seed, "holdout_fraction": settings.holdout_fraction,
+    }
+    if why:
+        method["extrapolation_skipped"] = why
+    names = LAWS[law].params
+    draws = [{k: float(samples[k][i]) for k in names} for i in range(min(N_DRAWS, n_used))] if samples else []
+    return FitResult(law, target, point.params, se, ci, allocation, pts.n, extra, method, draws)
+
+
+def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str = "") -> FitResult:
+    """Two-step downstream law (Dubey et al. 2024, Llama 3, Sec. 3.2.1; Bhagia et al. 2024, OLMo
+    ladder): the task loss L(N, D) from a chinchilla fit, the metric as a sigmoid of the task loss.
+    Bootstrap intervals are those of step 2 (step 1's are in the chinchilla fit of the task's
+    val_loss); the held-out runs are predicted from N and D alone, through both steps."""
+    if pts.L is None:
+        raise FitError("two_step needs the task loss L of every run")
+    loss = Points(y=pts.L, N=pts.N, D=pts.D, C=pts.C, ids=pts.ids)
+    step1 = fit_point("chinchilla", loss, settings)
+    step2 = fit("sigmoid_loss", pts, settings, target, holdout=False)
+    held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
+    train, test = pts.subset(~held), pts.subset(held)
+    try:
+        s1 = fit_point("chinchilla", Points(y=train.L, N=train.N, D=train.D, C=train.C, ids=train.ids), settings)
+        s2 = fit_point("sigmoid_loss", train, settings)
+        with np.errstate(over="ignore", invalid="ignore"):
+            pred = LAWS["sigmoid_loss"].predict(s2.params, L=LAWS["chinchilla"].predict(s1.params, N=test.N, D=test.D))
+        extra, why = extrapolation_error(pred, test.y, cutoff, train.n), ""
+    except FitError as e:
+        extra, why = None, f"no extrapolation: {e}"
+    method = {**step2.method, "formula": "L = E + A/N^alpha + B/D^beta; P = lo + (hi-lo)/(1 + exp(k (L - L_mid)))",
+              "citation": "Dubey et al. 2024 (Llama 3), Sec. 3.2.1; Bhagia et al. 2024 (OLMo ladder)",
+              "step1_objective": step1.objective, "intervals": "step 2 only"}
+    if why:
+        method["extrapolation_skipped"] = why
+    return dataclasses.replace(step2, law="two_step", params={**step1.params, **step2.params}, extrapolation=extra,
+                               method=method, draws=[])
+
+
+def _plain(v):
+    if isinstance(v, dict):
+        return {str(k): _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_plain(x) for x in v]
+    if isinstance(v, (bool, np.bool_)):
+        return bool(v)
+    if isinstance(v, (int, np.integer)):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return float(v) if math.isfinite(v) else None
+    return v

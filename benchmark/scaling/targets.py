@@ -1,0 +1,143 @@
+"""Which laws a grid's results support and fitting each target: loss laws, downstream laws, settings, rows for the fits table."""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from benchmark.config import params as params_mod
+from benchmark.evaluation import metrics as metric_registry
+from benchmark.results.parquet import LOCAL
+from benchmark.scaling.engine import FitError, FitResult, FitSettings, Points, fit, fit_two_step
+from benchmark.scaling.isoflop import fit_approach2
+
+LOSS_METRIC = metric_registry.LOSS
+LOSS_LAWS = ("chinchilla", "kaplan_nd", "kaplan_n", "kaplan_d", "approach2")
+DOWNSTREAM_LAWS = ("seed_law", "sigmoid_compute", "two_step")
+
+
+def read_settings(path: str | Path) -> dict:
+    """The `fit:` section of params.yaml with defaults filled in; one-line errors name a bad key."""
+    doc = params_mod.read_yaml(str(path))
+    if doc is not None and not isinstance(doc, dict):
+        raise params_mod.ParamsError(f"{path}: expected a mapping at the top level")
+    return params_mod.parse_fit((doc or {}).get("fit")).as_dict()
+
+
+def fit_settings(s: dict, downstream: bool = False) -> FitSettings:
+    return FitSettings(delta=float(s["huber_delta"]), bootstrap=s["downstream_bootstrap" if downstream else "bootstrap"],
+                       seed=s["seed"], holdout_fraction=float(s["holdout"]), bootstrap_starts=s["bootstrap_starts"],
+                       allocation_flops=s["allocation_flops"])
+
+
+def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
+                 downstream: list[str] | None = None) -> dict[str, Points]:
+    """'<metric>/<task>' -> Points over completed runs (y = metric value; L = the task's val_loss, if any).
+
+    Reads the DuckDB tables runs and metrics; where the database has no runs of `source` (a DVC
+    checkout restores collect's parquet outputs, not the database), reads data_dir/{runs,metrics}.parquet.
+    """
+    runs, metrics = "runs", "metrics"
+    n_local = con.execute("SELECT count(*) FROM runs WHERE source = ?", [source]).fetchone()[0]
+    if n_local == 0 and data_dir is not None and (Path(data_dir) / "runs.parquet").exists():
+        runs, metrics = (f"read_parquet('{Path(data_dir) / f'{t}.parquet'}')" for t in ("runs", "metrics"))
+    sql = f"""SELECT m.metric, m.task, r.run_id, r.n_params, r.tokens, r.flops, m.value
+             FROM {metrics} m JOIN {runs} r ON r.source = m.source AND r.run_id = m.run_id
+             WHERE m.source = ? AND r.status = 'completed' ORDER BY m.metric, m.task, r.flops, r.run_id"""
+    by_target: dict[str, list] = {}
+    for metric, task, run_id, n, d, c, v in con.execute(sql, [source]).fetchall():
+        if metric != LOSS_METRIC and downstream is not None and metric not in downstream:
+            continue
+        by_target.setdefault(f"{metric}/{task}", []).append((run_id, n, d, c, math.nan if v is None else v))
+    loss = {t.split("/", 1)[1]: {r[0]: r[4] for r in rows} for t, rows in by_target.items() if t.startswith(LOSS_METRIC + "/")}
+    out = {}
+    for target, rows in by_target.items():
+        ids, N, D, C, y = zip(*rows)
+        task = target.split("/", 1)[1]
+        L = None
+        if not target.startswith(LOSS_METRIC + "/") and task in loss and all(i in loss[task] for i in ids):
+            L = np.array([loss[task][i] for i in ids], dtype=float)
+        out[target] = Points(y=np.array(y, dtype=float), N=np.array(N, dtype=float), D=np.array(D, dtype=float),
+                             C=np.array(C, dtype=float), L=L, ids=ids)
+    return out
+
+
+def _kaplan_subset(law: str, pts: Points) -> Points:
+    """Kaplan et al. 2020 fit L(N) on models not limited by data and L(D) on models not limited by
+    size: here the largest-D run of each N, and the runs of the largest N."""
+    if law == "kaplan_n":
+        keep = np.zeros(pts.n, dtype=bool)
+        for n in np.unique(pts.N):
+            idx = np.flatnonzero(pts.N == n)
+            keep[idx[pts.D[idx] == pts.D[idx].max()]] = True
+        return pts.subset(keep)
+    if law == "kaplan_d":
+        return pts.subset(pts.N == pts.N.max())
+    return pts
+
+
+def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list[str]]:
+    """Every law that applies to one target; the ones the data cannot support are listed with the reason."""
+    results, skipped = [], []
+    laws = LOSS_LAWS if target.startswith(LOSS_METRIC + "/") else DOWNSTREAM_LAWS
+    for law in laws:
+        settings = fit_settings(s, downstream=law in DOWNSTREAM_LAWS)
+        try:
+            if law == "approach2":
+                res = fit_approach2(pts, settings, tolerance=float(s["budget_tolerance"]), target=target)
+            elif law == "two_step":
+                if pts.L is None:
+                    raise FitError(f"no {LOSS_METRIC} for the task of {target}")
+                res = fit_two_step(pts, settings, target=target)
+            else:
+                res = fit(law, _kaplan_subset(law, pts), settings, target=target)
+            results.append(res)
+        except FitError as e:
+            skipped.append(f"{law} on {target}: {e}")
+    return results, skipped
+
+
+def fit_rows(results: list[FitResult], source: str = LOCAL) -> list[dict]:
+    """Rows of the `fits` table: one per parameter and per derived allocation quantity."""
+    rows = []
+    for r in results:
+        method = json.dumps(r.to_json()["method"], sort_keys=True)
+        extra = (r.extrapolation or {}).get("rel_err")
+        values = {**r.params, **{k: v for k, v in (r.allocation or {}).items() if k != "flops" and k not in r.params}}
+        for name, est in values.items():
+            if not math.isfinite(est):
+                continue
+            lo, hi = r.ci95.get(name, (None, None))
+            rows.append({"source": source, "law": r.law, "target": r.target, "parameter": name, "estimate": float(est),
+                         "se": _finite(r.se.get(name)), "ci95_low": _finite(lo), "ci95_high": _finite(hi),
+                         "n_points": int(r.n_points), "method": method, "extrapolation_rel_err": _finite(extra)})
+    return rows
+
+
+def heldout_table(results: list[FitResult]) -> str:
+    """Held-out extrapolation error of every law side by side, per target: the honest comparison
+    of the seed law with the saturating and two-step laws (and of the loss laws with each other)."""
+    lines = ["held-out extrapolation (fit below the compute cutoff, predict the largest-compute runs):",
+             f"  {'target':<26} {'law':<16} {'mean |rel err|':>14} {'max |rel err|':>14} {'mean |err|':>11} {'held out':>8}"]
+    for r in sorted(results, key=lambda r: (r.target, r.law)):
+        e = r.extrapolation
+        if e is None:
+            lines.append(f"  {r.target:<26} {r.law:<16} (none: {r.method.get('extrapolation_skipped', '')})")
+            continue
+        fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        lines.append(f"  {r.target:<26} {r.law:<16} {fmt(e['rel_err']):>14} {fmt(e['max_rel_err']):>14} "
+                     f"{e['abs_err']:>11.4g} {e['n_heldout']:>8d}")
+    return "\n".join(lines)
+
+
+def fit_metrics(results: list[FitResult]) -> dict[str, dict[str, float | None]]:
+    """'<law> <target>' -> its parameters and held-out mean |relative error|: the flat DVC metrics file
+    (leaderboard/fit_metrics.json) that `dvc metrics show` and `dvc exp show` list."""
+    return {f"{r.law} {r.target}": {**{k: _finite(v) for k, v in r.params.items()},
+                                    "heldout_rel_err": _finite((r.extrapolation or {}).get("rel_err"))} for r in results}
+
+
+def _finite(v):
+    return float(v) if v is not None and math.isfinite(v) else None

@@ -1,0 +1,139 @@
+"""DVC stage `evaluate`: validation loss per task and greedy test predictions of one trained run.
+
+Writes `runs/<id>/predictions.parquet` (one row per test example, the `predictions` table) and
+`runs/<id>/eval.json` (validation-loss rows of the `metrics` table). The `score` stage turns the
+predictions into BLEU/ROUGE/accuracy, so a metric fix re-scores without touching models.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from benchmark import cli
+from benchmark.config import params as params_mod
+
+
+def _batches(items: list, size: int):
+    for i in range(0, len(items), size):
+        yield items[i:i + size]
+
+
+def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
+    """Per-example summed target loss (nats) and target token counts, each example from position 0."""
+    import torch
+
+    from benchmark.training.data import IGNORE, example_ids
+    from benchmark.training.tokenizer import encoder
+    from benchmark.training.trainer import loss_sum
+
+    encode = encoder(corpus.tokenizer)
+    examples = corpus.split(task, "validation")
+    enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
+    max_len = net.config.max_position_embeddings
+    rows = [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
+    sums, counts = [], []
+    for batch in _batches(rows, batch_size):
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), corpus.vocab.pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        for r, (seq, n_prompt) in enumerate(batch):
+            ids[r, :len(seq)] = torch.tensor(seq)
+            labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
+        with torch.no_grad():
+            logits = net(input_ids=ids.to(device), use_cache=False).logits
+        for r in range(len(batch)):  # per example, so standard errors can cluster by example
+            sums.append(float(loss_sum(logits[r:r + 1], labels[r:r + 1].to(device))))
+            counts.append(int((labels[r, 1:] != IGNORE).sum()))
+    return sums, counts
+
+
+def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_new_tokens: int, device: str) -> list[str]:
+    """Greedy decoding, batched (left padding) with the KV cache; returns texts in example order."""
+    import torch
+
+    from benchmark.training.data import prompt_ids
+    from benchmark.training.tokenizer import encoder
+
+    encode = encoder(corpus.tokenizer)
+    max_len = net.config.max_position_embeddings
+    prompts = [prompt_ids(corpus.vocab, task, ids[-(max_len - max_new_tokens - 3):]) for ids in encode([e["input"] for e in examples])]
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
+    out: list[str] = [""] * len(prompts)
+    for idx in _batches(order, batch_size):
+        width = max(len(prompts[i]) for i in idx)
+        ids = torch.full((len(idx), width), corpus.vocab.pad, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
+            mask[r, width - len(prompts[i]):] = 1
+        with torch.no_grad():
+            gen = net.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
+                               max_new_tokens=max_new_tokens, eos_token_id=corpus.vocab.eos,
+                               pad_token_id=corpus.vocab.pad, use_cache=True)
+        for r, i in enumerate(idx):
+            new = gen[r, width:].tolist()
+            if corpus.vocab.eos in new:
+                new = new[:new.index(corpus.vocab.eos)]
+            out[i] = corpus.tokenizer.decode(new, skip_special_tokens=True).strip()
+    return out
+
+
+def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -> tuple[list[dict], list[dict]]:
+    """(validation-loss metric rows, prediction rows) for one run."""
+    import torch
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    from benchmark.training import corpus as corpus_mod
+    from benchmark.results import io
+    from benchmark.evaluation import metrics
+    from benchmark.tasks import example_id
+    from benchmark.training.tokenizer import encoder
+
+    record = io.read_json(run_dir / "train.json")
+    if record["status"] != "completed":
+        print(f"{run_id}: status {record['status']}: no evaluation", file=sys.stderr)
+        return [], []
+    device = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
+    corpus = corpus_mod.load(data_dir)
+    net = LlamaForCausalLM.from_pretrained(run_dir / "model", torch_dtype=torch.float32).to(device).eval()
+    loss_rows, pred_rows, all_s, all_c = [], [], [], []
+    bar = tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr)
+    for task in bar:
+        sums, counts = validation_loss(net, corpus, task, p.evaluate.batch_size, device)
+        all_s += sums
+        all_c += counts
+        value, se = metrics.token_weighted_loss(sums, counts)
+        loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": "val_loss", "value": value,
+                          "stderr": se, "n": int(sum(counts)), "signature": metrics.LOSS_SIGNATURE})
+        test = corpus.split(task, "test")
+        val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
+        cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
+        preds = generate(net, corpus, task, test, p.evaluate.batch_size, cap, device)
+        for ex, pred in zip(test, preds):
+            pred_rows.append({"source": "local", "run_id": run_id, "task": task, "example_id": example_id(ex),
+                              "difficulty": int(ex.get("difficulty", 0)), "input": ex["input"],
+                              "reference": ex["target"], "prediction": pred})
+    value, se = metrics.token_weighted_loss(all_s, all_c)
+    loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": "val_loss", "value": value,
+                      "stderr": se, "n": int(sum(all_c)), "signature": metrics.LOSS_SIGNATURE})
+    return loss_rows, pred_rows
+
+
+def main(argv: list[str]) -> int:
+    ap = cli.parser("evaluate", __doc__, params=True)
+    ap.add_argument("run_id")
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--run-dir", default=None, help="default: runs/<run_id>")
+    args, p = cli.parse(ap, argv)
+    from benchmark.results import io, schema
+    from benchmark.results.parquet import table_to_arrow, write_parquet_atomic
+
+    run_dir = Path(args.run_dir or f"runs/{args.run_id}")
+    loss_rows, pred_rows = evaluate(p, args.run_id, Path(args.data), run_dir)
+    loss_rows = [schema.validate_record("metrics", r, where=f"{run_dir}/eval.json") for r in loss_rows]
+    write_parquet_atomic(table_to_arrow(pred_rows, "predictions"), run_dir / "predictions.parquet")
+    io.write_json_atomic(run_dir / "eval.json", loss_rows)
+    for r in loss_rows:
+        print(f"{args.run_id}: val_loss/{r['task']} = {r['value']:.4f} ± {r['stderr'] or 0:.4f}")
+    return 0

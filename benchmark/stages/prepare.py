@@ -1,0 +1,91 @@
+"""DVC stage `prepare`: validation/test splits of every task, the training text of Hub tasks, and the tokenizer.
+
+Writes `<out>/<task>/{validation,test}.jsonl` (and `train.jsonl` for Hub tasks), `<out>/tokenizer.json`
+and `<out>/manifest.json`, whose hash is the data revision every run records.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+from benchmark import cli
+from benchmark.training import corpus
+from benchmark.results import io
+from benchmark.config import params as params_mod
+from benchmark.tasks import example_id, generated_split
+
+
+def _digest(rows: list[dict]) -> str:
+    return hashlib.sha256("".join(json.dumps(r, sort_keys=True) for r in rows).encode()).hexdigest()[:16]
+
+
+def _held_out(task, p) -> tuple[list[dict], list[dict], list[dict] | None, dict]:
+    """(validation, test, train or None, source description) of one task."""
+    n_val, n_test = p.data.validation_examples, p.data.test_examples
+    if task.generator is not None:
+        val = generated_split(task.generator, p.data.seed, "validation", n_val)
+        test = generated_split(task.generator, p.data.seed, "test", n_test, exclude={example_id(e) for e in val})
+        return val, test, None, {"generator": task.generator, "seed": p.data.seed}
+    from benchmark.tasks import hub
+
+    val = hub.load_split(task.hub, "validation", n_val)
+    test = hub.load_split(task.hub, "test", n_test)
+    held = {example_id(e) for e in val + test}
+    train_all = hub.load_split(task.hub, "train")
+    train = [e for e in train_all if example_id(e) not in held]
+    if not train:
+        raise hub.HubDataError(f"data.tasks.{task.name}.hub: the train split is empty after removing validation/test examples")
+    src = {"hub": {"path": task.hub.path, "name": task.hub.name, "revision": task.hub.revision,
+                   "splits": task.hub.splits, "columns": task.hub.columns},
+           "train_removed_overlap": len(train_all) - len(train)}
+    return val, test, train, src
+
+
+def prepare(p: params_mod.Params, out: Path) -> dict:
+    from tqdm import tqdm
+
+    from benchmark.training.tokenizer import train_tokenizer
+
+    manifest = {"seed": p.data.seed, "tasks": {}, "tokenizer": {}}
+    hub_train = {}
+    for task in tqdm(p.data.tasks, desc="prepare tasks", unit="task", file=sys.stderr):
+        val, test, train, src = _held_out(task, p)
+        io.write_jsonl_atomic(out / task.name / "validation.jsonl", val)
+        io.write_jsonl_atomic(out / task.name / "test.jsonl", test)
+        entry = {"kind": task.kind, "weight": task.weight, "source": src,
+                 "validation": {"n": len(val), "sha256": _digest(val)}, "test": {"n": len(test), "sha256": _digest(test)}}
+        if train is not None:
+            io.write_jsonl_atomic(out / task.name / "train.jsonl", train)
+            entry["train"] = {"n": len(train), "sha256": _digest(train)}
+            hub_train[task.name] = train
+        manifest["tasks"][task.name] = entry
+
+    # Tokenizer: trained on training text only (the first examples of each task's stream).
+    names = [t.name for t in p.data.tasks]
+    sources = corpus.training_sources(p.data.tasks, p.data.seed, run_seed=0, out=out, hub_train=hub_train)
+    texts = []
+    for name in names:
+        for j in range(p.tokenizer.train_examples):
+            ex = sources[name](j)
+            texts += [ex["input"], ex["target"]]
+    tok = train_tokenizer(texts, p.tokenizer.vocab_size, names)
+    io.write_text_atomic(out / "tokenizer.json", tok.to_str())
+    manifest["tokenizer"] = {"vocab_size": tok.get_vocab_size(), "train_examples_per_task": p.tokenizer.train_examples,
+                             "sha256": hashlib.sha256(tok.to_str().encode()).hexdigest()[:16]}
+    manifest["revision"] = hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()[:16]
+    io.write_json_atomic(out / "manifest.json", manifest)
+    return manifest
+
+
+def main(argv: list[str]) -> int:
+    ap = cli.parser("prepare", __doc__, params=True)
+    ap.add_argument("--out", default="data")
+    args, p = cli.parse(ap, argv)
+    m = prepare(p, Path(args.out))
+    for name, t in m["tasks"].items():
+        print(f"{name}: {t['validation']['n']} validation, {t['test']['n']} test"
+              + (f", {t['train']['n']} train" if "train" in t else ", unlimited generated train stream"))
+    print(f"tokenizer: {m['tokenizer']['vocab_size']} tokens; data revision {m['revision']}")
+    return 0

@@ -1,0 +1,235 @@
+"""DVC stage `train`: one grid point from scratch into `runs/<run_id>/`.
+
+Outputs: `model/` (config + final safetensors weights), `train_log.jsonl` (one JSON record per
+optimizer step) and `train.json` (the run's row of the `runs` table, written last). Resumes from
+`checkpoints/` after a crash or kill; runs under `torchrun` (DDP) with the same global batch.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+from benchmark import cli
+from benchmark.config import params as params_mod
+from benchmark.errors import StageError
+from benchmark.results.io import atomic_path
+
+
+def _dist():
+    """(rank, world_size, local_rank) from torchrun's environment; (0, 1, 0) when run directly."""
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+
+
+def _device(choice: str, local_rank: int, world: int) -> str:
+    """cuda (the local rank's GPU under torchrun, else the first GPU no other run holds) or cpu."""
+    import torch
+
+    if choice == "cuda" or (choice == "auto" and torch.cuda.is_available()):
+        if not torch.cuda.is_available():
+            raise StageError("train.device: cuda requested but torch sees no CUDA device")
+        if world == 1 and torch.cuda.device_count() > 1:
+            from benchmark.training.devices import claim_gpu
+
+            local_rank = claim_gpu(torch.cuda.device_count())
+        torch.cuda.set_device(local_rank)
+        return "cuda"
+    return "cpu"
+
+
+def _truncate_log(path: Path, last_step: int) -> None:
+    """Keep the log records up to `last_step` (those after it are replayed on resume)."""
+    if not path.exists():
+        return
+    keep = [line for line in path.read_text().splitlines() if line.strip() and json.loads(line)["step"] <= last_step]
+    path.write_text("".join(line + "\n" for line in keep))
+
+
+def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, resume: bool = True) -> dict:
+    """Train one run; returns its `runs` row (also written to out/train.json)."""
+    import numpy as np
+    import torch
+    from tqdm import tqdm
+    from transformers import LlamaForCausalLM
+
+    from benchmark.training import checkpoint, corpus as corpus_mod, model as model_mod, trainer
+    from benchmark.config import grid
+    from benchmark.results import provenance, schema
+    from benchmark.training.data import Packer, TrainStream
+    from benchmark.results.io import write_json_atomic
+    from benchmark.training.tokenizer import encoder
+
+    rank, world, local_rank = _dist()
+    if world > 1:
+        from datetime import timedelta
+
+        import torch.distributed as tdist
+
+        backend = "nccl" if p.train.device != "cpu" and torch.cuda.is_available() else "gloo"
+        if backend == "gloo" and os.environ.get("LOCAL_WORLD_SIZE") == str(world):
+            # every rank on this machine: talk over loopback, not over whatever the hostname resolves to
+            os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        tdist.init_process_group(backend, timeout=timedelta(minutes=10))
+    device = _device(p.train.device, local_rank, world)
+    if p.train.threads:
+        torch.set_num_threads(p.train.threads)
+    if device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+    corpus = corpus_mod.load(data_dir)
+    if corpus.manifest["seed"] != p.data.seed or list(corpus.manifest["tasks"]) != [t.name for t in p.data.tasks]:
+        raise StageError(f"{data_dir} was prepared with other data params: run the prepare stage again")
+    q = grid.point(p, run, vocab_size=corpus.tokenizer.get_vocab_size())
+    if q.batch_size % world:
+        raise StageError(f"model.sizes.{run.size}.batch_size={q.batch_size} is not divisible by {world} processes")
+
+    torch.manual_seed(run.seed)
+    cfg = model_mod.llama_config(d_model=q.d_model, n_layers=q.n_layers, n_heads=q.n_heads, vocab_size=q.vocab_size,
+                                 seq_len=q.seq_len, pad_token_id=corpus.vocab.pad, bos_token_id=corpus.vocab.bos,
+                                 eos_token_id=corpus.vocab.eos)
+    cfg._attn_implementation = "sdpa"
+    net = LlamaForCausalLM(cfg)  # initialised on the CPU under the run's seed, whatever the device
+    counts = model_mod.count_params_of(net)
+    assert counts.total == q.n_params, (counts, q)
+    opt = trainer.build_optimizer(net, lr=q.lr, weight_decay=p.train.weight_decay,
+                                  betas=(p.train.beta1, p.train.beta2))
+
+    weights = {t.name: t.weight for t in p.data.tasks}
+    sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, run.seed, data_dir)
+    stream = TrainStream(sources, weights, seed=p.data.seed * 1_000_003 + run.seed)
+    packer = Packer(stream, encoder(corpus.tokenizer), corpus.vocab, q.seq_len)
+    monitor = trainer.DivergenceMonitor(p.train.divergence_factor)
+    step, tokens_seen, elapsed = 0, 0, 0.0
+    ckpt_root, log_path = out / "checkpoints", out / "train_log.jsonl"
+    last = checkpoint.latest(ckpt_root) if resume else None
+    if last is not None:
+        st = checkpoint.load(last, net, opt)
+        step, tokens_seen, elapsed = st["step"], st["tokens"], st["elapsed"]
+        packer.load_state_dict(st["stream"])
+        monitor.load_state_dict(st["monitor"])
+        if rank == 0:
+            _truncate_log(log_path, step)
+            print(f"resuming {run.run_id} from step {step} ({tokens_seen} tokens)", file=sys.stderr)
+    elif rank == 0:
+        checkpoint.remove_all(ckpt_root)
+        out.mkdir(parents=True, exist_ok=True)
+        log_path.write_text("")
+
+    net.to(device)
+    model = trainer.TargetLoss(net, compile=p.train.compile)
+    if world > 1:
+        from torch.nn.parallel import DistributedDataParallel as DDP
+
+        model = DDP(model, device_ids=[local_rank] if device == "cuda" else None)
+    peak = (trainer.gpu_peak_flops(torch.cuda.get_device_name(0)) if device == "cuda"
+            else trainer.measure_matmul_peak() * world)
+
+    status, diverged_step, reason = "completed", None, None
+    log = open(log_path, "a") if rank == 0 else None
+    bar = tqdm(total=run.tokens, initial=min(tokens_seen, run.tokens), unit="tok", unit_scale=True,
+               desc=run.run_id, file=sys.stderr, disable=rank != 0, mininterval=1.0)
+    t_start = time.perf_counter() - elapsed
+    model.train()
+    while tokens_seen < run.tokens:
+        batch = packer.next_batch(q.batch_size)
+        lr = trainer.lr_at(tokens_seen / run.tokens, peak=q.lr, warmup_fraction=p.train.warmup_fraction,
+                           min_lr_ratio=p.train.min_lr_ratio)
+        loss, gnorm = trainer.train_step(model, opt, batch, lr=lr, grad_clip=p.train.grad_clip, device=device,
+                                         rank=rank, world=world, clip_params=list(net.parameters()))
+        n_real = batch[3]
+        step += 1
+        tokens_seen += n_real
+        bar.update(min(n_real, run.tokens - bar.n))
+        why = monitor.update(loss)
+        if log is not None:
+            log.write(json.dumps({"step": step, "tokens": tokens_seen, "loss": loss if np.isfinite(loss) else str(loss),
+                                  "lr": lr, "grad_norm": gnorm, "time_s": round(time.perf_counter() - t_start, 3)}) + "\n")
+            log.flush()
+        if why is not None:
+            status, diverged_step, reason = "diverged", step, why
+            break
+        if p.train.checkpoint_every and step % p.train.checkpoint_every == 0 and tokens_seen < run.tokens and rank == 0:
+            checkpoint.save(ckpt_root, step, net, opt, {
+                "step": step, "tokens": tokens_seen, "elapsed": time.perf_counter() - t_start,
+                "stream": packer.state_dict(), "monitor": monitor.state_dict()})
+    bar.close()
+    wall = time.perf_counter() - t_start
+    if log is not None:
+        log.close()
+    if world > 1:
+        torch.distributed.barrier()
+    row = None
+    if rank == 0:
+        if reason:
+            print(f"{run.run_id}: diverged at step {diverged_step}: {reason}", file=sys.stderr)
+        tail = [v for v in _log_losses(log_path)][-max(1, step // 10):]
+        finite = [v for v in tail if np.isfinite(v)]
+        if device != "cuda":  # measured again now: a busy moment at the start must not inflate the MFU
+            peak = max(peak, trainer.measure_matmul_peak() * world)
+        flops_att = model_mod.flops_with_attention(n_params=q.n_params, tokens=tokens_seen, n_layers=q.n_layers,
+                                                   d_model=q.d_model, seq_len=q.seq_len)
+        row = schema.validate_record("runs", {
+            "source": "local", "run_id": run.run_id, "model_size": run.size, "d_model": q.d_model,
+            "n_layers": q.n_layers, "n_heads": q.n_heads, "vocab_size": q.vocab_size, "seq_len": q.seq_len,
+            "n_params": counts.total, "n_params_embedding": counts.embedding, "n_params_nonembedding": counts.nonembedding,
+            "tokens": tokens_seen, "flops": model_mod.flops_6nd(counts.total, tokens_seen), "flops_attention": flops_att,
+            "seed": run.seed, "status": status, "diverged_step": diverged_step, "steps": step,
+            "batch_size": q.batch_size, "lr": q.lr,
+            "final_train_loss": float(np.mean(finite)) if finite else None,
+            "wall_time_s": wall, "tokens_per_s": tokens_seen / wall, "flops_per_s": flops_att / wall,
+            "mfu": (flops_att / wall / peak) if peak else None, "peak_flops_per_s": peak,
+            "hardware": provenance.hardware(device, world), "device": device, "world_size": world,
+            "package_versions": provenance.package_versions_json(), "git_sha": provenance.git_sha(),
+            "data_revision": corpus.revision, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "schema_version": schema.SCHEMA_VERSION,
+        }, where=f"runs/{run.run_id}")
+        _save_model(net, out / "model")
+        write_json_atomic(out / "train.json", row)
+        checkpoint.remove_all(ckpt_root)  # only the final weights are the run's output
+    if world > 1:
+        torch.distributed.destroy_process_group()
+    return row
+
+
+def _log_losses(path: Path) -> list[float]:
+    out = []
+    for line in path.read_text().splitlines():
+        if line.strip():
+            v = json.loads(line)["loss"]
+            out.append(float(v))
+    return out
+
+
+def _save_model(net, path: Path) -> None:
+    """save_pretrained into a temporary folder, then rename: the folder appears complete or not at all."""
+    with atomic_path(path) as tmp:  # modes follow the umask (safetensors writes 0600)
+        net.save_pretrained(tmp, safe_serialization=True)
+
+
+def main(argv: list[str]) -> int:
+    ap = cli.parser("train", __doc__, params=True)
+    ap.add_argument("run_id", help="a key of `runs` in the params file")
+    ap.add_argument("--data", default="data")
+    ap.add_argument("--out", default=None, help="default: runs/<run_id>")
+    ap.add_argument("--no-resume", action="store_true", help="ignore existing checkpoints")
+    args, p = cli.parse(ap, argv)
+    if args.run_id not in p.runs:
+        raise StageError(f"runs.{args.run_id}: no such run in {args.params}")
+    out = Path(args.out or f"runs/{args.run_id}")
+    row = train(p, p.runs[args.run_id], Path(args.data), out, resume=not args.no_resume)
+    if row is not None:
+        print(f"{row['run_id']}: {row['status']}, {row['steps']} steps, {row['tokens']} tokens, "
+              f"final train loss {row['final_train_loss']}, {row['tokens_per_s']:.0f} tok/s, MFU {row['mfu'] or 0:.1%}")
+    if _dist()[1] > 1:
+        # Every output is written and the process group destroyed. Leave without the interpreter's
+        # teardown: DDP's reducer frees the Gloo group there, under the GIL, and the group's worker
+        # threads can deadlock waiting for it (pytorch/pytorch#56297); seen here once in a few dozen
+        # 2-process runs, after train.json was written.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
+    return 0
