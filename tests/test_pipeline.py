@@ -126,7 +126,8 @@ def test_dvc_plots_render_without_network(repo):
 
 def test_dvc_metrics_show_lists_run_headlines_and_fits(repo):
     shown = json.loads(_dvc(repo, "metrics", "show", "--json"))
-    files = {k: v["data"] for k, v in shown["workspace"]["data"].items()}
+    (workspace,) = shown.values()  # keyed by revision: the workspace only
+    files = {k: v["data"] for k, v in workspace["data"].items()}
     for run_id in GRID:
         assert set(files[f"runs/{run_id}/headline.json"]) == {"val_loss", "bleu", "rougeL", "accuracy"}
     fits = files["leaderboard/fit_metrics.json"]
