@@ -278,3 +278,16 @@ def test_mutated_csvs_never_give_a_traceback(tmp_path, data):
         csv_points.read_points(path, "Model Size", "loss", "Training FLOP", drop_highest_loss=k)
     except csv_points.CsvError as e:
         assert "\n" not in str(e)
+
+
+def test_the_check_stage_output_is_constant_and_a_bad_value_writes_nothing(tmp_path):
+    """The check stage's output may not change with the params (else every stage re-runs on any edit)."""
+    from benchmark import check
+
+    for i, text in enumerate((TINY.read_text(), TINY.read_text().replace("tokens: 3000", "tokens: 3500"))):
+        (tmp_path / "p.yaml").write_text(text)
+        assert cli(tmp_path, "check", "--params", "p.yaml", "--out", f"ok{i}").returncode == 0
+    assert (tmp_path / "ok0").read_text() == (tmp_path / "ok1").read_text() == check.PASSED
+    (tmp_path / "p.yaml").write_text(TINY.read_text().replace("fit:\n", "fit:\n  bootstrapp: 3\n"))
+    one_line_error(cli(tmp_path, "check", "--params", "p.yaml", "--out", "bad"), "fit.bootstrapp: unknown key")
+    assert not (tmp_path / "bad").exists()

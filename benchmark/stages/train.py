@@ -7,6 +7,7 @@ optimizer step) and `train.json` (the run's row of the `runs` table, written las
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import sys
@@ -191,6 +192,12 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         write_json_atomic(out / "train.json", row)
         checkpoint.remove_all(ckpt_root)  # only the final weights are the run's output
     if world > 1:
+        # Free DDP while c10d still holds the Gloo group: else its Reducer, freed at this function's return
+        # under the GIL, drops the group's last reference and ~ProcessGroupGloo joins a worker thread that is
+        # waiting for the GIL to release the last all_reduce's tensor (gdb on a hung rank; pytorch#56297).
+        # c10d's own reference is dropped by destroy_process_group through a holder that releases the GIL.
+        del model
+        gc.collect()
         torch.distributed.destroy_process_group()
     return row
 
