@@ -62,7 +62,7 @@ USAGE_ERRORS = ("ParamsError", "SettingsError", "SchemaError", "CollectError", "
 
 
 def exit_code(e: BaseException) -> int:
-    """The error's own `code` (publish.CommandError), else 2 for a usage error, else 1."""
+    """The error's own `code` (errors.CommandError), else 2 for a usage error, else 1."""
     code = getattr(e, "code", None)
     if isinstance(code, int) and not isinstance(code, bool) and not isinstance(e, OSError):
         return code

@@ -282,7 +282,7 @@ def test_mutated_csvs_never_give_a_traceback(tmp_path, data):
 
 def test_the_check_stage_output_is_constant_and_a_bad_value_writes_nothing(tmp_path):
     """The check stage's output may not change with the params (else every stage re-runs on any edit)."""
-    from benchmark import check
+    from benchmark.stages import check
 
     for i, text in enumerate((TINY.read_text(), TINY.read_text().replace("tokens: 3000", "tokens: 3500"))):
         (tmp_path / "p.yaml").write_text(text)

@@ -144,9 +144,9 @@ def test_bad_settings_name_the_key(tmp_path):
     p = tmp_path / "params.yaml"
     p.write_text("fit:\n  bootstraps: 10\n")
     with pytest.raises(fit.SettingsError, match=r"^fit\.bootstraps: unknown key"):
-        fit.read_settings(p)
+        targets.read_settings(p)
     p.write_text("fit:\n  holdout: 1.5\n")
     with pytest.raises(fit.SettingsError, match=r"^fit\.holdout: invalid value 1\.5 \(a fraction in \(0, 1\)"):
-        fit.read_settings(p)
+        targets.read_settings(p)
     p.write_text("data: {}\n")
-    assert fit.read_settings(p)["bootstrap"] == 4000
+    assert targets.read_settings(p)["bootstrap"] == 4000

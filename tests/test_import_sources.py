@@ -177,3 +177,41 @@ def test_compare_local_pythia_obsscaling_prints_one_table(imported, tmp_path):
                          cwd=tmp_path, env=env, check=True, capture_output=True, text=True).stdout
     row = next(x for x in out.splitlines() if x.startswith("C_mid "))
     assert row.count("[") == 3, out
+
+
+@needs_data
+def test_fit_stage_fits_pythia_and_the_card_shows_it(imported, tmp_path, monkeypatch):
+    """Acceptance: chinchilla on Pythia's lambada log-perplexity over the N x D grid, and downstream laws on
+    three Pythia benchmarks, with held-out errors, land in `fits` (via the fit stage) and in the card."""
+    from benchmark.scaling import crossfit
+    from benchmark.stages import fit, report
+    from conftest_hub import make_leaderboard
+
+    monkeypatch.setattr(crossfit, "PYTHIA_BENCHMARKS", ("lambada_openai", "piqa", "arc_easy"))
+    local_grid(imported)
+    params = tmp_path / "params.yaml"
+    params.write_text("fit: {bootstrap: 100, downstream_bootstrap: 100, seed: 0}\n")
+    monkeypatch.setattr(crossfit, "imported_sources", lambda con: ["pythia"])  # obsscaling: covered by compare
+    fit.run(imported, params, tmp_path / "fits.json")
+    rows = read(imported, "fits", "pythia")
+    by = {(r["law"], r["target"], r["parameter"]): r for r in rows}
+    chin = {p: by[("chinchilla", "log_perplexity/lambada_openai", p)] for p in ("E", "A", "B", "alpha", "beta")}
+    assert all(r["n_points"] == 112 for r in chin.values())  # 7 sizes x 16 checkpoints from step 1000 on
+    assert 0 < chin["E"]["estimate"] < 3 and 0 < chin["alpha"]["ci95_low"] < chin["alpha"]["estimate"] < chin["alpha"]["ci95_high"]
+    assert 0 < chin["E"]["extrapolation_rel_err"] < 0.5
+    for task in ("lambada_openai", "piqa", "arc_easy"):
+        for law in ("sigmoid_compute", "two_step"):
+            r = by[(law, f"accuracy/{task}", "k")]
+            assert r["extrapolation_rel_err"] is not None and r["n_points"] == 112, (law, task)
+        g, s = by[("sigmoid_compute", f"accuracy/{task}", "C_growth")], by[("sigmoid_compute", f"accuracy/{task}", "C_saturation")]
+        assert g["estimate"] < by[("sigmoid_compute", f"accuracy/{task}", "C_mid")]["estimate"] < s["estimate"]
+    # the report's card and tables show them
+    board = tmp_path / "leaderboard"
+    make_leaderboard(board)
+    report.report(board / "data", tmp_path / "fits.json", board, "org/name", None, imported)
+    card = (board / "README.md").read_text()
+    assert "## Imported sources" in card and "## Fits across sources" in card
+    line = next(x for x in card.splitlines() if x.startswith("| `pythia` | chinchilla | log_perplexity/lambada_openai"))
+    assert f"{100 * chin['E']['extrapolation_rel_err']:.2f} %" in line and "| 112 |" in line
+    assert sum(x.startswith("| `pythia` | sigmoid_compute | accuracy/") for x in card.splitlines()) == 3
+    assert "pythia: log\\_perplexity/lambada\\_openai" in (board / "tables" / "chinchilla_by_source.tex").read_text()

@@ -55,13 +55,16 @@ def phases(res: FitResult) -> FitResult:
     odds = math.log((1 - GROWTH) / GROWTH)
 
     def at(p: dict, sign: float) -> float:
-        return p["C_mid"] * math.exp(sign * odds / p["k"]) if p["k"] > 0 else math.nan
+        if not (p["k"] > 0 and p["C_mid"] > 0):
+            return math.nan
+        log_c = math.log(p["C_mid"]) + sign * odds / p["k"]
+        return math.exp(log_c) if abs(log_c) < 700 else math.nan  # a flat draw (k -> 0) has no phases
 
     params = {**res.params, "C_growth": at(res.params, -1), "C_saturation": at(res.params, 1)}
     se, ci = dict(res.se), dict(res.ci95)
     for name, sign in (("C_growth", -1.0), ("C_saturation", 1.0)):
         v = np.array([at(d, sign) for d in res.draws])
-        v = v[np.isfinite(v)]
+        v = v[np.isfinite(v) & (v > 0)]
         if v.size >= 10:
             lv = np.log(v)
             se[name] = float(np.std(v, ddof=1))

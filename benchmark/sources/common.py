@@ -64,7 +64,12 @@ def write_source(db_path: str | Path, source: str, tables: dict[str, list[dict[s
             raise CommandError(str(e)) from None
         if any(r["source"] != source for r in checked[table]):
             raise CommandError(f"{table}: a row is not of source {source!r}")
-    con = db.connect(str(db_path))
+    import duckdb
+
+    try:
+        con = db.connect(str(db_path))
+    except duckdb.Error as e:
+        raise CommandError(f"--db {db_path}: cannot open ({str(e).splitlines()[0]})") from None
     try:
         con.execute("BEGIN TRANSACTION")
         try:

@@ -148,8 +148,11 @@ def main(argv: list[str]) -> int:
     except FitError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{args.law}, same method for every source (summed Huber, L-BFGS, "
-          f"{args.bootstrap} bootstrap resamples, seed {args.seed}):\n")
+    from benchmark.scaling.laws import LAWS
+
+    loss = "summed Huber on log residuals" if args.law in LAWS and LAWS[args.law].space == "log" else "least squares"
+    print(f"{args.law}, same method for every source ({loss}, L-BFGS, "
+          f"{args.bootstrap} bootstrap resamples, seed {args.seed}; held-out: the largest-compute 20 %):\n")
     print(table(results))
     if all(isinstance(r, str) for r in results.values()):
         print(f"error: {args.law} could not be fitted to any of the sources", file=sys.stderr)

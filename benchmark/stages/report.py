@@ -1,8 +1,9 @@
 """DVC stage `report`: the leaderboard table, figures (PNG + PDF), a LaTeX table of fits, and the dataset card.
 
-Reads the exported parquet files and fits.json; writes `leaderboard/README.md` (the Hugging Face
-dataset card, with the leaderboard and figures embedded), `leaderboard/figures/*.{png,pdf}` (the
-PNGs are also the `dvc plots`) and `leaderboard/tables/{leaderboard.md,fits.tex}`.
+Reads the exported parquet files and fits.json (and every imported source in the DuckDB file);
+writes `leaderboard/README.md` (the Hugging Face dataset card, with the leaderboard and figures
+embedded), `leaderboard/index.html` (the browsable page), `leaderboard/figures/*.{png,pdf}` (the
+PNGs are also the `dvc plots`; `law_<law>` compares sources) and `leaderboard/tables/*.tex`.
 """
 from __future__ import annotations
 
@@ -22,14 +23,6 @@ def _read(data_dir: Path, table: str) -> list[dict]:
     return pq.read_table(path).to_pylist() if path.exists() else []
 
 
-def _fmt(x, digits=3) -> str:
-    if x is None:
-        return "–"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}" if abs(x) >= 1e-3 or x == 0 else f"{x:.2e}"
-    return str(x)
-
-
 def leaderboard_md(runs: list[dict], metrics: list[dict]) -> str:
     """Markdown table: one row per run, ordered by compute."""
     from benchmark.evaluation.metrics import LOSS, headline
@@ -42,44 +35,38 @@ def leaderboard_md(runs: list[dict], metrics: list[dict]) -> str:
         cells = []
         for metric, task, _ in cols:
             x = m.get((r["run_id"], task, metric))
-            cells.append("–" if x is None else f"{x['value']:.3f} ± {x['stderr']:.3f}" if metric == LOSS
-                         else f"{x['value']:.1f} ± {x['stderr']:.1f}")
+            d = 3 if metric == LOSS else 1
+            cells.append("–" if x is None else f"{x['value']:.{d}f}" + ("" if x["stderr"] is None else f" ± {x['stderr']:.{d}f}"))
         lines.append(f"| {r['run_id']} | {r['model_size']} | {r['n_params']:,} | {r['n_params_nonembedding'] or 0:,} | "
                      f"{r['tokens']:,} | {r['flops']:.3g} | " + " | ".join(cells) + f" | {r['status']} |")
     return "\n".join(lines) + "\n"
 
 
 def fits_tex(fits: list[dict], literature: list[dict]) -> str:
-    """booktabs LaTeX: chinchilla parameters per target with 95 % intervals, then published values."""
+    """booktabs LaTeX: chinchilla parameters per target with 95 % intervals (math mode, digits from the
+    interval, bounds and unidentified parameters marked; benchmark.reporting.latex), then published values."""
+    from benchmark.reporting import latex
+
     names = ["E", "A", "B", "alpha", "beta", "a"]
-    tex_names = {"alpha": r"$\alpha$", "beta": r"$\beta$", "a": r"$a$"}
-    lines = [r"\begin{table}[t]", r"\centering", r"\small",
-             r"\begin{tabular}{l" + "c" * len(names) + "r}", r"\toprule",
-             "Fit & " + " & ".join(tex_names.get(n, f"${n}$") for n in names) + r" & $n$ \\", r"\midrule"]
+    rows = []
     for f in fits:
         if f["law"] != "chinchilla":
             continue
         vals = {**f["params"], **{k: v for k, v in (f.get("allocation") or {}).items() if k in ("a", "b")}}
-        cells = []
-        for n in names:
-            est, ci = vals.get(n), f["ci95"].get(n)
-            cells.append("--" if est is None else f"{_fmt(est)}" + (f" [{_fmt(ci[0])}, {_fmt(ci[1])}]" if ci else ""))
-        target = f["target"].replace("_", r"\_")
-        lines.append(f"This grid: {target} & " + " & ".join(cells) + f" & {f['n_points']} \\\\")
+        rows.append((f"This grid: {f['target']}", {n: (vals.get(n), f["ci95"].get(n)) for n in names}, str(f["n_points"])))
     pubs: dict[str, dict[str, float]] = {}
     for row in literature:
         if row["law"] == "chinchilla" or row["parameter"] in ("a",):
             pubs.setdefault(row["source"], {})[row["parameter"]] = row["estimate"]
-    if pubs:
-        lines.append(r"\midrule")
-        for src, vals in sorted(pubs.items()):
-            lines.append(f"{src} & " + " & ".join(_fmt(vals.get(n)) if n in vals else "--" for n in names) + r" & -- \\")
-    lines += [r"\bottomrule", r"\end{tabular}",
-              r"\caption{Fitted $L(N, D) = E + A/N^\alpha + B/D^\beta$ (Hoffmann et al.\ 2022, Approach 3; summed Huber, "
-              r"$\delta=10^{-3}$, L-BFGS from 4500 starts) with 95\,\% bootstrap intervals, and published values. "
-              r"$a = \beta/(\alpha+\beta)$ is the exponent of $N_\mathrm{opt} \propto C^a$.}",
-              r"\label{tab:scaling-fits}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    published = [f"{latex.escape(src)} & " + " & ".join(latex.number(vals[n]) if n in vals else "--" for n in names) + r" & -- \\"
+                 for src, vals in sorted(pubs.items())]
+    caption = (r"Fitted $L(N, D) = E + A/N^\alpha + B/D^\beta$ (Hoffmann et al.\ 2022, Approach 3; summed Huber, "
+               r"$\delta=10^{-3}$, L-BFGS from 4500 starts) with 95\,\% bootstrap intervals, and published values (below the rule). "
+               r"$a = \beta/(\alpha+\beta)$ is the exponent of $N_\mathrm{opt} \propto C^a$.")
+    text = latex.table(names, rows, caption, "tab:scaling-fits")
+    if published:
+        text = text.replace("\\bottomrule", "\\midrule\n" + "\n".join(published) + "\n\\bottomrule", 1)
+    return text
 
 
 def _find(fits: list[dict], law: str, target: str) -> dict | None:
@@ -126,7 +113,8 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
     return written
 
 
-def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path: Path | None = None) -> list[str]:
+def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path: Path | None = None,
+           db_path: Path | None = None) -> list[str]:
     from benchmark.reporting import card
     from benchmark.results import provenance
     from benchmark.results.dataset import table_summaries
@@ -142,7 +130,8 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
     io.write_text_atomic(out / "tables" / "fits.tex", fits_tex(fits, literature))
     sigs = {}
     for r in metrics:
-        sigs.setdefault(r["metric"], r["signature"])
+        if r["signature"]:
+            sigs.setdefault(r["metric"], r["signature"])
     figs = [Path(w).relative_to(out).as_posix() for w in written if w.endswith(".png")]
     blocks = [("Leaderboard", table),
               ("Figures", "\n\n".join(f"![{Path(f).stem}]({f})" for f in figs) + "\n\nPDF versions sit beside the PNGs; "
@@ -151,11 +140,37 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
               "Huber loss (delta = 1e-3) of log-residuals with L-BFGS from Hoffmann's grid of 4500 starts; 95 % intervals "
               "and standard errors from a seeded bootstrap over runs; held-out extrapolation error on the largest-compute "
               "runs. Only completed runs enter a fit. Details per fit in the `method` column of `fits`.")
+    from benchmark.reporting import sources as rs
+
+    imported = rs.load(db_path)  # every other source in the database (python -m benchmark import ...)
+    groups = rs.group_fits(fit_rows + imported["fits"])
+    written += rs.law_figures(groups, out / "figures") + rs.write_tables(groups, out / "tables")
+    blocks += rs.card_blocks(imported, groups)
     text = card.render(tables=table_summaries(out), repo_id=repo_id, git_sha=provenance.git_sha() or "unknown",
                        fit_method=method, metric_signatures=sigs, fits=[r for r in fit_rows if r["law"] == "chinchilla"],
                        blocks=blocks)
     io.write_text_atomic(out / "README.md", text)
+    written.append(str(out / "index.html"))
+    io.write_text_atomic(out / "index.html", page_html(runs + imported["runs"], metrics + imported["metrics"], groups,
+                                                       imported, [Path(w) for w in written if w.endswith(".png")]))
     return written + [str(out / "README.md")]
+
+
+def page_html(runs: list[dict], metrics: list[dict], groups: list[dict], imported: dict, pngs: list[Path]) -> str:
+    """leaderboard/index.html (benchmark.reporting.page) with the card's key numbers."""
+    from benchmark.reporting import page, sources as rs
+    from benchmark.results import provenance
+
+    keys = [(f"runs: {s}", str(sum(r["source"] == s for r in runs))) for s in dict.fromkeys(r["source"] for r in runs)]
+    for g in groups:
+        if g["law"] == "chinchilla" and g["target"] in (LOSS_TARGET, "log_perplexity/lambada_openai"):
+            p = g["params"]
+            rel = "" if g["rel_err"] is None else f", held-out {100 * g['rel_err']:.1f} %"
+            keys.append((f"chinchilla on {g['source']}", f"E={page.fmt(p.get('E'))} α={page.fmt(p.get('alpha'))} "
+                         f"β={page.fmt(p.get('beta'))} a={page.fmt(p.get('a'))}{rel}"))
+    figs = [(p.stem.replace("_", " "), p) for p in pngs]
+    return page.render(runs=runs, metrics=metrics, groups=groups, sources=imported["sources"], models=imported["models"],
+                       figures=figs, keys=keys, headline=rs.HEADLINE, git_sha=provenance.git_sha() or "unknown")
 
 
 def main(argv: list[str]) -> int:
@@ -165,8 +180,9 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--draws", default="leaderboard/fit_draws.json")
     ap.add_argument("--out", default="leaderboard")
     ap.add_argument("--repo-id", default="scaling-benchmark/leaderboard", help="dataset id named in the card's examples")
+    ap.add_argument("--db", default="leaderboard/results.duckdb", help="imported sources are read from here (if it exists)")
     args = ap.parse_args(argv)
-    written = report(Path(args.data_dir), Path(args.fits), Path(args.out), args.repo_id, Path(args.draws))
+    written = report(Path(args.data_dir), Path(args.fits), Path(args.out), args.repo_id, Path(args.draws), Path(args.db))
     print("wrote " + ", ".join(written))
     return 0
 
