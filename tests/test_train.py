@@ -23,6 +23,7 @@ def workdir(tmp_path_factory):
     d = tmp_path_factory.mktemp("train")
     raw = yaml.safe_load(TINY.read_text())
     raw["runs"]["long"] = {"size": "a", "tokens": 150_000}
+    raw["data"]["train_tokens"] = 160_000  # prepare shards enough generated text for it
     raw["train"]["checkpoint_every"] = 20
     (d / "params.yaml").write_text(yaml.safe_dump(raw))
     _run(["prepare", "--params", str(d / "params.yaml"), "--out", str(d / "data")])

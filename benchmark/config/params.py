@@ -85,6 +85,7 @@ class Data:
     validation_examples: int  # per task
     test_examples: int  # per task
     tasks: tuple[Task, ...]
+    train_tokens: int = 3_000_000  # real tokens of generated training text prepare shards (all tasks)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,6 +102,7 @@ class Size:
     n_heads: int
     lr: float  # peak learning rate for this size
     batch_size: int  # sequences per optimizer step (global)
+    micro_batch_size: int | None = None  # sequences per forward/backward pass and process (None = batch / processes)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -122,6 +124,8 @@ class Train:
     device: str  # auto | cpu | cuda
     compile: bool  # torch.compile the model
     threads: int  # CPU threads (0 = torch default)
+    log_every: int = 1  # steps between reads of the loss from the device (one host sync per read)
+    loader_workers: int = 1  # DataLoader worker processes reading the token shards (0 = in the training process)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -203,13 +207,14 @@ def _parse_task(name: str, d: Any, path: str) -> Task:
 
 
 def _parse_size(name: str, d: Any, path: str) -> Size:
-    _no_unknown(d, {"d_model", "n_layers", "n_heads", "lr", "batch_size"}, path)
+    _no_unknown(d, {"d_model", "n_layers", "n_heads", "lr", "batch_size", "micro_batch_size"}, path)
     d_model = _get(d, "d_model", path, int, check=_pos, why="must be > 0")
     n_heads = _get(d, "n_heads", path, int, check=lambda v: v > 0 and d_model % v == 0,
                    why=f"must be > 0 and divide d_model={d_model}")
     return Size(name=name, d_model=d_model, n_layers=_get(d, "n_layers", path, int, check=_pos, why="must be > 0"),
                 n_heads=n_heads, lr=_get(d, "lr", path, float, check=_pos, why="must be > 0"),
-                batch_size=_get(d, "batch_size", path, int, check=_pos, why="must be > 0"))
+                batch_size=_get(d, "batch_size", path, int, check=_pos, why="must be > 0"),
+                micro_batch_size=_get(d, "micro_batch_size", path, int, None, lambda v: v is None or v > 0, "must be > 0"))
 
 
 def parse_fit(f: Any, path: str = "fit") -> Fit:
@@ -245,11 +250,12 @@ def parse(raw: dict) -> Params:
         raise ParamsError("params: expected a mapping at the top level")
     _no_unknown(raw, {"data", "tokenizer", "model", "train", "evaluate", "runs", "fit"}, "params")
     d = _get(raw, "data", "", dict)
-    _no_unknown(d, {"seed", "validation_examples", "test_examples", "tasks"}, "data")
+    _no_unknown(d, {"seed", "validation_examples", "test_examples", "tasks", "train_tokens"}, "data")
     tasks_raw = _get(d, "tasks", "data", dict, check=lambda v: len(v) > 0, why="at least one task")
     data = Data(seed=_get(d, "seed", "data", int), tasks=tuple(_parse_task(k, v, f"data.tasks.{k}") for k, v in tasks_raw.items()),
                 validation_examples=_get(d, "validation_examples", "data", int, check=_pos, why="must be > 0"),
-                test_examples=_get(d, "test_examples", "data", int, check=_pos, why="must be > 0"))
+                test_examples=_get(d, "test_examples", "data", int, check=_pos, why="must be > 0"),
+                train_tokens=_get(d, "train_tokens", "data", int, 3_000_000, _pos, "must be > 0"))
     t = _get(raw, "tokenizer", "", dict)
     _no_unknown(t, {"vocab_size", "train_examples"}, "tokenizer")
     tok = Tokenizer(vocab_size=_get(t, "vocab_size", "tokenizer", int, check=lambda v: v >= 64, why="must be >= 64"),
@@ -260,7 +266,7 @@ def parse(raw: dict) -> Params:
     model = ModelParams(seq_len=_get(m, "seq_len", "model", int, check=lambda v: v >= 16, why="must be >= 16"),
                   sizes={k: _parse_size(k, v, f"model.sizes.{k}") for k, v in sizes_raw.items()})
     tr = _get(raw, "train", "", dict)
-    keys = {"warmup_fraction", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "checkpoint_every", "divergence_factor", "device", "compile", "threads"}
+    keys = {"warmup_fraction", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "checkpoint_every", "divergence_factor", "device", "compile", "threads", "log_every", "loader_workers"}
     _no_unknown(tr, keys, "train")
     frac = lambda v: 0 <= v < 1  # noqa: E731
     train = Train(
@@ -275,6 +281,8 @@ def parse(raw: dict) -> Params:
         device=_get(tr, "device", "train", str, check=lambda v: v in ("auto", "cpu", "cuda"), why="auto, cpu or cuda"),
         compile=_get(tr, "compile", "train", bool),
         threads=_get(tr, "threads", "train", int, check=_nonneg, why="must be >= 0"),
+        log_every=_get(tr, "log_every", "train", int, 1, _pos, "must be > 0"),
+        loader_workers=_get(tr, "loader_workers", "train", int, 1, _nonneg, "must be >= 0"),
     )
     e = _get(raw, "evaluate", "", dict)
     _no_unknown(e, {"batch_size", "max_new_tokens", "bootstrap", "seed"}, "evaluate")

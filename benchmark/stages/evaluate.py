@@ -6,6 +6,7 @@ predictions into BLEU/ROUGE/accuracy, so a metric fix re-scores without touching
 """
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 
@@ -47,8 +48,25 @@ def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tup
     return sums, counts
 
 
-def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_new_tokens: int, device: str) -> list[str]:
-    """Greedy decoding, batched (left padding) with the KV cache; returns texts in example order."""
+def generation_batch(net, max_len: int, device: str, requested: int) -> int:
+    """`evaluate.batch_size` on the CPU; on a GPU, the batch whose bf16 KV cache (2 x layers x d_model x
+    max_len x 2 bytes per sequence) and activations fill about half the free memory."""
+    import torch
+
+    if device != "cuda":
+        return requested
+    free, _ = torch.cuda.mem_get_info()
+    cfg = net.config
+    per_seq = 2 * cfg.num_hidden_layers * cfg.hidden_size * max_len * 2 + 4 * cfg.vocab_size * 4
+    return max(requested, min(4096, int(free * 0.5 // per_seq)))
+
+
+def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_new_tokens: int, device: str,
+             stats: dict | None = None) -> list[str]:
+    """Greedy decoding, batched (left padding) with the KV cache, bf16 autocast on a GPU; returns texts in
+    example order (and adds the generated tokens and seconds to `stats`)."""
+    import time
+
     import torch
 
     from benchmark.training.data import prompt_ids
@@ -59,6 +77,8 @@ def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_
     prompts = [prompt_ids(corpus.vocab, task, ids[-(max_len - max_new_tokens - 3):]) for ids in encode([e["input"] for e in examples])]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths share a batch
     out: list[str] = [""] * len(prompts)
+    batch_size = generation_batch(net, max_len, device, batch_size)
+    t0, n_new = time.perf_counter(), 0
     for idx in _batches(order, batch_size):
         width = max(len(prompts[i]) for i in idx)
         ids = torch.full((len(idx), width), corpus.vocab.pad, dtype=torch.long)
@@ -66,7 +86,8 @@ def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_
         for r, i in enumerate(idx):
             ids[r, width - len(prompts[i]):] = torch.tensor(prompts[i])
             mask[r, width - len(prompts[i]):] = 1
-        with torch.no_grad():
+        bf16 = torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+        with torch.no_grad(), bf16:
             gen = net.generate(input_ids=ids.to(device), attention_mask=mask.to(device), do_sample=False,
                                max_new_tokens=max_new_tokens, eos_token_id=corpus.vocab.eos,
                                pad_token_id=corpus.vocab.pad, use_cache=True)
@@ -74,7 +95,12 @@ def generate(net, corpus, task: str, examples: list[dict], batch_size: int, max_
             new = gen[r, width:].tolist()
             if corpus.vocab.eos in new:
                 new = new[:new.index(corpus.vocab.eos)]
+            n_new += len(new) + 1
             out[i] = corpus.tokenizer.decode(new, skip_special_tokens=True).strip()
+    if stats is not None:
+        stats["tokens"] = stats.get("tokens", 0) + n_new
+        stats["seconds"] = stats.get("seconds", 0.0) + time.perf_counter() - t0
+        stats["batch_size"] = batch_size
     return out
 
 
@@ -97,7 +123,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     device = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     corpus = corpus_mod.load(data_dir)
     net = LlamaForCausalLM.from_pretrained(run_dir / "model", torch_dtype=torch.float32).to(device).eval()
-    loss_rows, pred_rows, all_s, all_c = [], [], [], []
+    loss_rows, pred_rows, all_s, all_c, gen = [], [], [], [], {}
     bar = tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr)
     for task in bar:
         sums, counts = validation_loss(net, corpus, task, p.evaluate.batch_size, device)
@@ -109,11 +135,14 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
         test = corpus.split(task, "test")
         val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
         cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
-        preds = generate(net, corpus, task, test, p.evaluate.batch_size, cap, device)
+        preds = generate(net, corpus, task, test, p.evaluate.batch_size, cap, device, gen)
         for ex, pred in zip(test, preds):
             pred_rows.append({"source": "local", "run_id": run_id, "task": task, "example_id": example_id(ex),
                               "difficulty": int(ex.get("difficulty", 0)), "input": ex["input"],
                               "reference": ex["target"], "prediction": pred})
+    if gen.get("seconds"):
+        print(f"{run_id}: generated {gen['tokens']} tokens in {gen['seconds']:.1f} s: {gen['tokens'] / gen['seconds']:.0f} "
+              f"generated tokens/s (batch {gen['batch_size']}, {device})", file=sys.stderr)
     value, se = metrics.token_weighted_loss(all_s, all_c)
     loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": "val_loss", "value": value,
                       "stderr": se, "n": int(sum(all_c)), "signature": metrics.LOSS_SIGNATURE})

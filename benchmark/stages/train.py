@@ -56,13 +56,13 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
     from tqdm import tqdm
     from transformers import LlamaForCausalLM
 
-    from benchmark.training import checkpoint, corpus as corpus_mod, model as model_mod, trainer
+    from benchmark.training import loader as loader_mod, shards
     from benchmark.config import grid
     from benchmark.results import provenance, schema
-    from benchmark.training.data import Packer, TrainStream
     from benchmark.results.io import write_json_atomic
-    from benchmark.training.tokenizer import encoder
+    from benchmark.training import checkpoint, corpus as corpus_mod, model as model_mod, trainer
 
+    t_proc0 = time.perf_counter() - _process_age()
     rank, world, local_rank = _dist()
     if world > 1:
         from datetime import timedelta
@@ -84,9 +84,19 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
     corpus = corpus_mod.load(data_dir)
     if corpus.manifest["seed"] != p.data.seed or list(corpus.manifest["tasks"]) != [t.name for t in p.data.tasks]:
         raise StageError(f"{data_dir} was prepared with other data params: run the prepare stage again")
+    shard_info = corpus.manifest.get("shards")
+    if shard_info is None:
+        raise StageError(f"{data_dir}/manifest.json: no token shards (prepared by an older version): run the prepare stage again")
+    names = corpus.task_names
+    if run.tokens > shard_info["train_tokens"] and not all(shard_info[n]["finite"] for n in names):
+        raise StageError(f"runs.{run.run_id}.tokens: {run.tokens} exceeds data.train_tokens={shard_info['train_tokens']} "
+                         "(the generated training text prepare shards): raise data.train_tokens")
     q = grid.point(p, run, vocab_size=corpus.tokenizer.get_vocab_size())
-    if q.batch_size % world:
-        raise StageError(f"model.sizes.{run.size}.batch_size={q.batch_size} is not divisible by {world} processes")
+    per_rank = q.batch_size // world
+    micro = p.model.sizes[run.size].micro_batch_size or per_rank
+    if q.batch_size % world or per_rank % micro:
+        raise StageError(f"model.sizes.{run.size}.micro_batch_size: {micro} does not divide the {per_rank} sequences "
+                         f"each of {world} processes takes of batch_size {q.batch_size}")
 
     torch.manual_seed(run.seed)
     cfg = model_mod.llama_config(d_model=q.d_model, n_layers=q.n_layers, n_heads=q.n_heads, vocab_size=q.vocab_size,
@@ -100,17 +110,21 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
                                   betas=(p.train.beta1, p.train.beta2))
 
     weights = {t.name: t.weight for t in p.data.tasks}
-    sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, run.seed, data_dir)
-    stream = TrainStream(sources, weights, seed=p.data.seed * 1_000_003 + run.seed)
-    packer = Packer(stream, encoder(corpus.tokenizer), corpus.vocab, q.seq_len)
+    index = [shards.read(data_dir / "shards" / n)[1] for n in names]
+
+    def planner(state=None):
+        return loader_mod.Planner(index, [shard_info[n]["finite"] for n in names], names, [weights[n] for n in names],
+                                  p.data.seed, run.seed, q.seq_len, state)
+
+    batching = loader_mod.Batching(q.batch_size, micro, rank, world)
     monitor = trainer.DivergenceMonitor(p.train.divergence_factor)
-    step, tokens_seen, elapsed = 0, 0, 0.0
+    step, tokens_seen, elapsed, stream_state, timing = 0, 0, 0.0, None, dict.fromkeys(_TIMING, 0.0)
     ckpt_root, log_path = out / "checkpoints", out / "train_log.jsonl"
     last = checkpoint.latest(ckpt_root) if resume else None
     if last is not None:
         st = checkpoint.load(last, net, opt)
-        step, tokens_seen, elapsed = st["step"], st["tokens"], st["elapsed"]
-        packer.load_state_dict(st["stream"])
+        step, tokens_seen, elapsed, stream_state = st["step"], st["tokens"], st["elapsed"], st["stream"]
+        timing.update(st.get("timing", {}))
         monitor.load_state_dict(st["monitor"])
         if rank == 0:
             _truncate_log(log_path, step)
@@ -128,37 +142,94 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         model = DDP(model, device_ids=[local_rank] if device == "cuda" else None)
     peak = (trainer.gpu_peak_flops(torch.cuda.get_device_name(0)) if device == "cuda"
             else trainer.measure_matmul_peak() * world)
+    capacity = loader_mod.capacity(planner, batching) if p.train.compile else None
+    rows = loader_mod.ShardRows(data_dir / "shards", names, {k: getattr(corpus.vocab, k) for k in ("pad", "bos", "eos", "sep")},
+                                [corpus.vocab.tasks[n] for n in names], q.seq_len)
+    batches = iter(loader_mod.loader(rows, loader_mod.micro_batches(planner(stream_state), batching, tokens_seen, run.tokens, capacity),
+                                     workers=p.train.loader_workers, pin_memory=device == "cuda"))
+
+    def sync():
+        if device == "cuda":
+            torch.cuda.synchronize()
 
     status, diverged_step, reason = "completed", None, None
     log = open(log_path, "a") if rank == 0 else None
     bar = tqdm(total=run.tokens, initial=min(tokens_seen, run.tokens), unit="tok", unit_scale=True,
                desc=run.run_id, file=sys.stderr, disable=rank != 0, mininterval=1.0)
-    t_start = time.perf_counter() - elapsed
-    model.train()
-    while tokens_seen < run.tokens:
-        batch = packer.next_batch(q.batch_size)
-        lr = trainer.lr_at(tokens_seen / run.tokens, peak=q.lr, warmup_fraction=p.train.warmup_fraction,
-                           min_lr_ratio=p.train.min_lr_ratio)
-        loss, gnorm = trainer.train_step(model, opt, batch, lr=lr, grad_clip=p.train.grad_clip, device=device,
-                                         rank=rank, world=world, clip_params=list(net.parameters()))
-        n_real = batch[3]
-        step += 1
-        tokens_seen += n_real
-        bar.update(min(n_real, run.tokens - bar.n))
-        why = monitor.update(loss)
+    pending: list[tuple] = []  # steps whose loss is still on the device
+
+    def flush() -> tuple[int, int, str] | None:
+        """Read the pending losses (one host sync) and log them; (step, tokens, reason) at divergence."""
+        if not pending:
+            return None
+        totals = torch.stack([x[5] for x in pending])
+        if world > 1:
+            torch.distributed.all_reduce(totals)
+        totals, norms = totals.tolist(), torch.stack([x[6] for x in pending]).tolist()
+        hit = None
+        for (s, tok, lr, n_t, t, _, _), total, gnorm in zip(pending, totals, norms):
+            loss = total / max(1, n_t)
+            why = monitor.update(loss)
+            if log is not None:
+                log.write(json.dumps({"step": s, "tokens": tok, "loss": loss if np.isfinite(loss) else str(loss),
+                                      "lr": lr, "grad_norm": gnorm, "time_s": round(t, 3)}) + "\n")
+            if why is not None:
+                hit = (s, tok, why)
+                break
         if log is not None:
-            log.write(json.dumps({"step": step, "tokens": tokens_seen, "loss": loss if np.isfinite(loss) else str(loss),
-                                  "lr": lr, "grad_norm": gnorm, "time_s": round(time.perf_counter() - t_start, 3)}) + "\n")
             log.flush()
-        if why is not None:
-            status, diverged_step, reason = "diverged", step, why
-            break
-        if p.train.checkpoint_every and step % p.train.checkpoint_every == 0 and tokens_seen < run.tokens and rank == 0:
-            checkpoint.save(ckpt_root, step, net, opt, {
-                "step": step, "tokens": tokens_seen, "elapsed": time.perf_counter() - t_start,
-                "stream": packer.state_dict(), "monitor": monitor.state_dict()})
+        pending.clear()
+        return hit
+
+    t_start = time.perf_counter() - elapsed
+    seg_steps, t_warm, tokens_warm, wait = 0, None, tokens_seen, 0.0
+    model.train()
+    try:
+        while tokens_seen < run.tokens:
+            t0 = time.perf_counter()
+            micros = [next(batches)]
+            while not micros[-1]["last"]:
+                micros.append(next(batches))
+            if t_warm is not None:
+                wait += time.perf_counter() - t0
+            n_real, n_t = micros[0]["n_real"], micros[0]["n_targets"]
+            lr = trainer.lr_at(tokens_seen / run.tokens, peak=q.lr, warmup_fraction=p.train.warmup_fraction,
+                               min_lr_ratio=p.train.min_lr_ratio)
+            total, gnorm = trainer.accumulate_step(model, opt, micros, n_targets=n_t, lr=lr, grad_clip=p.train.grad_clip,
+                                                   device=device, world=world, clip_params=list(net.parameters()))
+            step += 1
+            seg_steps += 1
+            tokens_seen += n_real
+            stream_state = micros[-1]["state"]
+            pending.append((step, tokens_seen, lr, n_t, time.perf_counter() - t_start, total, gnorm))
+            bar.update(min(n_real, run.tokens - bar.n))
+            if seg_steps in (1, WARMUP_STEPS):
+                sync()
+                now = time.perf_counter()
+                if seg_steps == 1 and not timing["first_step_s"]:
+                    timing["first_step_s"] = now - t_proc0
+                if seg_steps == WARMUP_STEPS:
+                    timing["warmup_s"] += now - t_start - elapsed
+                    t_warm, tokens_warm = now, tokens_seen
+            due = p.train.checkpoint_every and step % p.train.checkpoint_every == 0 and tokens_seen < run.tokens
+            if len(pending) >= p.train.log_every or due or tokens_seen >= run.tokens:
+                hit = flush()
+                if hit is not None:
+                    diverged_step, tokens_at, reason = hit
+                    status, step, tokens_seen = "diverged", diverged_step, tokens_at
+                    break
+            if due and rank == 0:
+                checkpoint.save(ckpt_root, step, net, opt, {
+                    "step": step, "tokens": tokens_seen, "elapsed": time.perf_counter() - t_start,
+                    "stream": stream_state, "monitor": monitor.state_dict(),
+                    "timing": _timing_so_far(timing, t_warm, tokens_warm, tokens_seen, wait)})
+    except loader_mod.ShardExhausted as e:
+        raise StageError(str(e)) from None
+    sync()
     bar.close()
     wall = time.perf_counter() - t_start
+    timing = _timing_so_far(timing, t_warm, tokens_warm, tokens_seen, wait)
+    del batches  # stops the loader's workers
     if log is not None:
         log.close()
     if world > 1:
@@ -173,6 +244,9 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             peak = max(peak, trainer.measure_matmul_peak() * world)
         flops_att = model_mod.flops_with_attention(n_params=q.n_params, tokens=tokens_seen, n_layers=q.n_layers,
                                                    d_model=q.d_model, seq_len=q.seq_len)
+        per_token = flops_att / max(1, tokens_seen)
+        # throughput after warm-up (torch.compile, allocator, first batches); the whole run if it had none
+        tps = timing["timed_tokens"] / timing["timed_s"] if timing["timed_s"] > 0 else tokens_seen / wall
         row = schema.validate_record("runs", {
             "source": "local", "run_id": run.run_id, "model_size": run.size, "d_model": q.d_model,
             "n_layers": q.n_layers, "n_heads": q.n_heads, "vocab_size": q.vocab_size, "seq_len": q.seq_len,
@@ -181,8 +255,10 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             "seed": run.seed, "status": status, "diverged_step": diverged_step, "steps": step,
             "batch_size": q.batch_size, "lr": q.lr,
             "final_train_loss": float(np.mean(finite)) if finite else None,
-            "wall_time_s": wall, "tokens_per_s": tokens_seen / wall, "flops_per_s": flops_att / wall,
-            "mfu": (flops_att / wall / peak) if peak else None, "peak_flops_per_s": peak,
+            "wall_time_s": wall, "tokens_per_s": tps, "flops_per_s": tps * per_token,
+            "mfu": (tps * per_token / peak) if peak else None, "peak_flops_per_s": peak,
+            "micro_batch_size": micro, "warmup_s": timing["warmup_s"], "first_step_s": timing["first_step_s"] or None,
+            "data_wait_s": timing["data_wait_s"],
             "hardware": provenance.hardware(device, world), "device": device, "world_size": world,
             "package_versions": provenance.package_versions_json(), "git_sha": provenance.git_sha(),
             "data_revision": corpus.revision, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
@@ -200,6 +276,29 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         gc.collect()
         torch.distributed.destroy_process_group()
     return row
+
+
+WARMUP_STEPS = 2  # of each process: compile and first allocations; excluded from tokens/s and MFU
+_TIMING = ("warmup_s", "first_step_s", "timed_s", "timed_tokens", "data_wait_s")
+
+
+def _timing_so_far(timing: dict, t_warm: float | None, tokens_warm: int, tokens: int, wait: float) -> dict:
+    """The timing accumulators (over every process segment of a resumed run) including this one so far."""
+    out = dict(timing)
+    if t_warm is not None:
+        out["timed_s"] += time.perf_counter() - t_warm
+        out["timed_tokens"] += tokens - tokens_warm
+        out["data_wait_s"] += wait
+    return out
+
+
+def _process_age() -> float:
+    """Seconds since this process started (Linux /proc; 0 elsewhere)."""
+    try:
+        start = int(open("/proc/self/stat").read().rsplit(")", 1)[1].split()[19]) / os.sysconf("SC_CLK_TCK")
+        return max(0.0, float(open("/proc/uptime").read().split()[0]) - start)
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 def _log_losses(path: Path) -> list[float]:

@@ -24,6 +24,9 @@ def _generated_source(generator: str, seed: int, run_seed: int, held_out: set[st
     return source
 
 
+generated_source = _generated_source
+
+
 def _cyclic_source(rows: list[dict], seed: int, run_seed: int) -> Callable[[int], dict]:
     """j -> row of a finite train split, reshuffled every epoch (deterministically)."""
     cache: dict[int, list[int]] = {}

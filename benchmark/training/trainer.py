@@ -33,9 +33,14 @@ def build_optimizer(model, *, lr: float, weight_decay: float, betas: tuple[float
     return torch.optim.AdamW(groups, lr=lr, betas=betas, eps=1e-8, fused=True)
 
 
+def _upcast(logits: torch.Tensor) -> torch.Tensor:
+    """The softmax in float32 at least (bf16 logits under autocast), float64 stays float64."""
+    return logits.to(torch.promote_types(logits.dtype, torch.float32))
+
+
 def loss_sum(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Summed next-token cross-entropy (nats) over target positions; labels are aligned with inputs."""
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.size(-1)).float(), labels[:, 1:].reshape(-1),
+    return F.cross_entropy(_upcast(logits[:, :-1].reshape(-1, logits.size(-1))), labels[:, 1:].reshape(-1),
                            ignore_index=IGNORE, reduction="sum")
 
 
@@ -136,6 +141,24 @@ def unpadded_decoder(decoder, input_ids: torch.Tensor, position_ids: torch.Tenso
     return decoder.norm(x)
 
 
+def target_loss(lm, input_ids: torch.Tensor, position_ids: torch.Tensor, idx: torch.Tensor, out: torch.Tensor,
+                tgt: torch.Tensor) -> torch.Tensor:
+    """Summed cross-entropy of the targets `tgt` predicted at entries `out` of the kept positions `idx`
+    (entries whose target is IGNORE count nothing: the static-shape padding of loader._pad)."""
+    hidden = unpadded_decoder(lm.model, input_ids, position_ids, idx, out)  # [len(out), d]
+    return F.cross_entropy(_upcast(lm.lm_head(hidden)), tgt, ignore_index=IGNORE, reduction="sum")
+
+
+def host_positions(labels: torch.Tensor, position_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(idx, out, tgt) of padded rows: the kept positions (`needed_positions`), the entries of idx that
+    predict a target, and those targets in row-major order (what the loader builds from the shards)."""
+    keep = needed_positions(labels, position_ids)
+    uses = predicts_target(labels)  # a subset of keep
+    idx = keep.reshape(-1).nonzero().squeeze(1)
+    out = uses.reshape(-1)[idx].nonzero().squeeze(1)  # rows of idx (kept tokens, row-major) that predict a target
+    return idx, out, labels[:, 1:][labels[:, 1:] != IGNORE]
+
+
 class TargetLoss(torch.nn.Module):
     """A causal LM that returns the summed next-token cross-entropy over target positions only.
 
@@ -147,26 +170,27 @@ class TargetLoss(torch.nn.Module):
     - its last layer, the final norm, the LM head and the softmax run only on positions whose next
       token is a target (about a quarter of a row); the other tokens give that layer keys and
       values and nothing else.
-    DDP wraps this module. With `compile`, the token-wise work goes through torch.compile with
-    dynamic shapes (the token and target counts change with every batch).
+    Called with `labels`, it finds those positions itself; the train stage's loader gives them
+    (`idx`, `out`, `tgt`), computed on the host. DDP wraps this module. With `compile`, inputs marked
+    `static` (padded to fixed counts by the loader) go through torch.compile with static shapes, so it
+    compiles once; other inputs run eagerly (never a recompile).
     """
 
     def __init__(self, lm, compile: bool = False):
         super().__init__()
         self.lm = lm
-        run = torch.compile(unpadded_decoder, dynamic=True) if compile else unpadded_decoder
+        run = torch.compile(target_loss, dynamic=False) if compile else target_loss
         # kept out of the module tree, so that parameter names and the checkpoint stay those of `lm`
-        self.__dict__["decoder"] = lambda ids, pos, idx, out: run(lm.model, ids, pos, idx, out)
+        self.__dict__["static_loss"] = lambda *a: run(lm, *a)
 
-    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        keep = needed_positions(labels, position_ids)
-        uses = predicts_target(labels)  # a subset of keep
-        # outside the compiled part: their lengths depend on the data
-        idx = keep.reshape(-1).nonzero().squeeze(1)
-        out = uses.reshape(-1)[idx].nonzero().squeeze(1)  # rows of idx (kept tokens, row-major) that predict a target
-        hidden = self.decoder(input_ids, position_ids, idx, out)  # [n_targets, d], in row-major order
-        logits = self.lm.lm_head(hidden)
-        return F.cross_entropy(logits.float(), labels[:, 1:][labels[:, 1:] != IGNORE], reduction="sum")
+    def forward(self, input_ids: torch.Tensor, position_ids: torch.Tensor, labels: torch.Tensor | None = None, *,
+                idx: torch.Tensor | None = None, out: torch.Tensor | None = None, tgt: torch.Tensor | None = None,
+                static: bool = False) -> torch.Tensor:
+        if idx is None:  # outside the compiled part: their lengths depend on the data
+            idx, out, tgt = host_positions(labels, position_ids)
+        if static:
+            return self.static_loss(input_ids, position_ids, idx, out, tgt)
+        return target_loss(self.lm, input_ids, position_ids, idx, out, tgt)
 
 
 def n_targets(labels) -> int:
@@ -180,36 +204,59 @@ def autocast_for(device: str):
     return torch.autocast("cpu", enabled=False)
 
 
-def train_step(model, opt, batch, *, lr: float, grad_clip: float, device: str, rank: int = 0, world: int = 1,
-               clip_params=None) -> tuple[float, float]:
-    """One optimizer step on a global batch (numpy input_ids, labels, position_ids, n_real_tokens).
+def accumulate_step(model, opt, micros: list[dict], *, n_targets: int, lr: float, grad_clip: float, device: str,
+                    world: int = 1, clip_params=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """One optimizer step over this process's micro-batches (dicts of input_ids, position_ids, idx, out,
+    tgt, static): gradient accumulation, each micro-batch's summed loss scaled by world / n_targets (the
+    global batch's target count), so any split and any process count give the update of one pass over the
+    global batch (DDP averages over processes; it communicates on the last micro-batch only).
+    Returns (this process's summed loss, gradient norm before clipping) as device tensors: no host sync."""
+    from contextlib import nullcontext
 
-    `model` is a `TargetLoss` (or DDP around one): called on (input_ids, position_ids, labels) it
-    returns the summed loss.
-
-    Each of `world` processes takes rows rank, rank + world, ...; the loss is the global mean over
-    target tokens, so any process count gives the same update (DDP averages the gradients).
-    Returns (loss, gradient norm before clipping).
-    """
-    import numpy as np
-
-    ids, labels, positions, _ = batch
     for g in opt.param_groups:
         g["lr"] = lr
-    n_t = max(1, n_targets(labels))
-    x, y, pos = (torch.from_numpy(np.ascontiguousarray(a[rank::world])).to(device, non_blocking=True)
-                 for a in (ids, labels, positions))
-    with autocast_for(device):
-        total = model(x, pos, y)
-    (total * (world / n_t)).backward()
+    total = None
+    for i, mb in enumerate(micros):
+        sync = world == 1 or i == len(micros) - 1 or not hasattr(model, "no_sync")
+        with nullcontext() if sync else model.no_sync():
+            x, pos, idx, out, tgt = (mb[k].to(device, non_blocking=True) for k in ("input_ids", "position_ids", "idx", "out", "tgt"))
+            with autocast_for(device):
+                part = model(x, pos, idx=idx, out=out, tgt=tgt, static=bool(mb["static"]))
+            (part * (world / max(1, n_targets))).backward()
+        total = part.detach() if total is None else total + part.detach()
     params = clip_params if clip_params is not None else [p for p in model.parameters()]
     gnorm = torch.nn.utils.clip_grad_norm_(params, grad_clip if grad_clip > 0 else float("inf"))
     opt.step()
     opt.zero_grad(set_to_none=True)
-    total = total.detach()
+    return total, gnorm
+
+
+def micro_of(batch, rank: int = 0, world: int = 1, capacity: tuple[int, int] | None = None) -> dict:
+    """A numpy batch (input_ids, labels, position_ids, n_real) as one micro-batch of this process's rows;
+    with `capacity`, padded to static counts (loader._pad) where it fits."""
+    import numpy as np
+
+    from benchmark.training.loader import _pad
+
+    ids, labels, positions = (torch.from_numpy(np.ascontiguousarray(a[rank::world])) for a in batch[:3])
+    idx, out, tgt = host_positions(labels, positions)
+    static = capacity is not None and len(idx) <= capacity[0] and len(out) <= capacity[1]
+    if static:
+        idx, out, tgt = (torch.from_numpy(a) for a in _pad(idx.numpy(), out.numpy(), tgt.numpy(), ids.numel(), *capacity))
+    return {"input_ids": ids, "position_ids": positions, "idx": idx, "out": out, "tgt": tgt, "static": static}
+
+
+def train_step(model, opt, batch, *, lr: float, grad_clip: float, device: str, rank: int = 0, world: int = 1,
+               clip_params=None, capacity: tuple[int, int] | None = None) -> tuple[float, float]:
+    """One optimizer step on a global numpy batch (input_ids, labels, position_ids, n_real_tokens), in
+    one micro-batch per process (rows rank, rank + world, ...); the loss is the global mean over target
+    tokens. Returns (loss, gradient norm before clipping) as floats (a host sync: benchmarks only; the
+    train stage uses `accumulate_step`)."""
+    total, gnorm = accumulate_step(model, opt, [micro_of(batch, rank, world, capacity)], n_targets=n_targets(batch[1]),
+                                   lr=lr, grad_clip=grad_clip, device=device, world=world, clip_params=clip_params)
     if world > 1:
         torch.distributed.all_reduce(total)
-    return float(total) / n_t, float(gnorm)
+    return float(total) / max(1, n_targets(batch[1])), float(gnorm)
 
 
 @dataclass
@@ -240,13 +287,20 @@ class DivergenceMonitor:
         self.ema, self.best, self.steps = d["ema"], d["best"], d["steps"]
 
 
-# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity).
-GPU_BF16_PEAK = {"H200": 989e12, "H100": 989e12, "A100": 312e12, "L40S": 362e12, "A10": 125e12,
-                 "L4": 121e12, "RTX 4090": 165e12, "A6000": 155e12, "V100": 125e12, "T4": 65e12}
+# Dense bf16 tensor-core peaks from the vendors' data sheets (FLOP/s, without sparsity), by the name torch
+# reports; the first pattern the name contains wins, so variants come before their family: an H100 PCIe
+# (756 TFLOP/s) or NVL (835) is not an H100 SXM (989), whose name has no form factor ("NVIDIA H100 80GB HBM3").
+GPU_BF16_PEAK = (
+    ("GH200", 989e12), ("H200 NVL", 835e12), ("H200", 989e12),
+    ("H100 PCIe", 756e12), ("H100 NVL", 835e12), ("H100", 989e12), ("H800 PCIe", 756e12), ("H800", 989e12),
+    ("A100", 312e12), ("A800", 312e12), ("L40S", 362e12), ("L40", 181e12), ("A10G", 70e12), ("A10", 125e12),
+    ("L4", 121e12), ("RTX 4090", 165e12), ("A6000", 155e12), ("V100", 125e12), ("T4", 65e12),
+)
 
 
 def gpu_peak_flops(name: str) -> float | None:
-    for key, peak in GPU_BF16_PEAK.items():
+    """The card's dense bf16 peak, or None for a card not in the table (MFU is then left out)."""
+    for key, peak in GPU_BF16_PEAK:
         if key.lower() in name.lower():
             return peak
     return None

@@ -1,0 +1,255 @@
+"""The train stage's input: rows packed from the token shards, planned in the training process and built by
+DataLoader workers (pinned memory, prefetch), one item per micro-batch.
+
+The plan is a pure function of the shard index, `data.seed`, the run's seed, `seq_len` and the batch: the
+k-th example of the mixture is task `mixture(k)`; a task's j-th example is its shard's j-th (generated
+tasks) or the j-th of an epoch-wise permutation (Hub tasks, cycled). Rows never split an example, so the
+position between steps is one number, the index of the example that opens the next row: a resumed run
+sees exactly the rows an uninterrupted one would, whatever the number of workers.
+Each process of a DDP run plans the whole global batch (lengths only) and builds only its own rows
+(rank, rank + world, ...), so the step's global token and target counts need no communication.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from benchmark.training import shards
+from benchmark.training.data import IGNORE
+
+MIX_BLOCK = 1 << 16  # mixture draws come in blocks with a generator seeded by (seed, block)
+BUFFER = 8192  # examples planned at a time
+CAPACITY_STEPS = 8  # the compiled path's static token counts are set from the first steps of the plan
+
+
+class ShardExhausted(RuntimeError):
+    """A generated task's shard is shorter than the run needs (one line, naming data.train_tokens)."""
+
+
+def mixture(seed: int, cum: np.ndarray, k0: int, k1: int) -> np.ndarray:
+    """Task number of examples k0..k1-1 of the mixture (cumulative task weights `cum`)."""
+    out = []
+    for b in range(k0 // MIX_BLOCK, (k1 - 1) // MIX_BLOCK + 1 if k1 > k0 else k0 // MIX_BLOCK):
+        u = np.random.default_rng([seed, b]).random(MIX_BLOCK)
+        lo, hi = max(k0, b * MIX_BLOCK) - b * MIX_BLOCK, min(k1, (b + 1) * MIX_BLOCK) - b * MIX_BLOCK
+        out.append(np.minimum(np.searchsorted(cum, u[lo:hi], side="right"), len(cum) - 1))
+    return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
+
+
+def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of arange(s, s + n) for every (s, n)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, np.int64)
+    first = np.cumsum(lengths) - lengths
+    return np.repeat(starts - first, lengths) + np.arange(total)
+
+
+class Planner:
+    """Packs the mixture into rows from example lengths alone (no token is read)."""
+
+    def __init__(self, index: list[np.ndarray], finite: list[bool], names: list[str], weights: list[float],
+                 seed: int, run_seed: int, seq_len: int, state: dict | None = None):
+        self.index, self.finite, self.names, self.seq_len = index, finite, names, seq_len
+        self.mix_seed, self.perm_seed = seed * 1_000_003 + run_seed, (seed, run_seed)
+        w = np.asarray(weights, dtype=float)
+        self.cum = np.cumsum(w / w.sum())
+        self.k = int((state or {}).get("index", 0))  # example that opens the next row
+        self.counts = np.zeros(len(names), np.int64)  # examples of each task before the buffer
+        for a in range(0, self.k, 1 << 22):
+            self.counts += np.bincount(mixture(self.mix_seed, self.cum, a, min(self.k, a + (1 << 22))), minlength=len(names))
+        self._perm: dict[tuple[int, int], np.ndarray] = {}
+        self._buf = np.zeros((0, 5), np.int64)  # task, shard row, input len, target len (with </s>), length
+        self._p = 0
+
+    def state_dict(self) -> dict:
+        return {"index": self.k}
+
+    def _rows_of(self, t: int, js: np.ndarray) -> np.ndarray:
+        n = len(self.index[t])
+        if not self.finite[t]:
+            return np.where(js < n, js, -1)  # past the end: an error only if a row reaches it (next_row)
+        out = np.empty_like(js)
+        epochs, within = np.divmod(js, n)
+        for e in np.unique(epochs):
+            if (t, e) not in self._perm:
+                if len(self._perm) > 2 * len(self.names):
+                    self._perm.clear()
+                self._perm[(t, e)] = np.random.default_rng([*self.perm_seed, t, int(e)]).permutation(n)
+            sel = epochs == e
+            out[sel] = self._perm[(t, e)][within[sel]]
+        return out
+
+    def _fill(self) -> None:
+        k_end = self.k + (len(self._buf) - self._p)
+        self.counts += np.bincount(self._buf[:self._p, 0], minlength=len(self.names))
+        tasks = mixture(self.mix_seed, self.cum, k_end, k_end + BUFFER)
+        new = np.zeros((BUFFER, 5), np.int64)
+        new[:, 0] = tasks
+        ahead = self.counts + np.bincount(self._buf[self._p:, 0], minlength=len(self.names))
+        T = self.seq_len
+        for t in range(len(self.names)):
+            sel = np.flatnonzero(tasks == t)
+            if not len(sel):
+                continue
+            rows = self._rows_of(t, ahead[t] + np.arange(len(sel)))
+            n_in, n_tgt = self.index[t][np.maximum(rows, 0), 1], self.index[t][np.maximum(rows, 0), 2]
+            t_len = np.minimum(n_tgt, T - 4) + 1  # example_ids: the target cut to T - 4, then </s>
+            i_len = np.minimum(n_in, T - t_len - 3)  # the input cut from the left to the room left
+            new[sel, 1], new[sel, 2], new[sel, 3], new[sel, 4] = rows, i_len, t_len, 3 + i_len + t_len
+        self._buf = np.concatenate([self._buf[self._p:], new])
+        self._p = 0
+
+    def next_row(self) -> np.ndarray:
+        """The examples of the next row, [n, 5] (task, shard row, input len, target len, length)."""
+        if len(self._buf) - self._p < self.seq_len:
+            self._fill()
+        cs = np.cumsum(self._buf[self._p:self._p + self.seq_len, 4])
+        n = int(np.searchsorted(cs, self.seq_len, side="right"))
+        row = self._buf[self._p:self._p + n]
+        gone = np.flatnonzero(self._buf[self._p:self._p + n + 1, 1] < 0)  # the row and the example that closes it
+        if len(gone):
+            name = self.names[int(self._buf[self._p + gone[0], 0])]
+            raise ShardExhausted(f"data.train_tokens: the {name} shard ends before this run does; raise "
+                                 "data.train_tokens and run the prepare stage again")
+        self._p += n
+        self.k += n
+        return row
+
+
+@dataclass
+class Batching:
+    """How a global batch is split: `batch_size` rows per step, this process's rows in micro-batches."""
+
+    batch_size: int
+    micro_batch_size: int
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def micro_steps(self) -> int:
+        return self.batch_size // self.world // self.micro_batch_size
+
+
+def micro_batches(planner: Planner, b: Batching, tokens: int, budget: int,
+                  capacity: tuple[int, int] | None = None) -> Iterator[dict]:
+    """Descriptors of the micro-batches of this process until the run's token budget is reached.
+    `capacity` = (kept tokens, target-predicting tokens) of the compiled path's static shapes;
+    a micro-batch above it is marked for the eager path."""
+    step = 0
+    while tokens < budget:
+        rows = [planner.next_row() for _ in range(b.batch_size)]
+        n_real = int(sum(int(r[:, 4].sum()) for r in rows))
+        n_tgt = int(sum(int(r[:, 3].sum()) for r in rows))
+        tokens += n_real
+        step += 1
+        mine = rows[b.rank::b.world]
+        for m in range(b.micro_steps):
+            part = mine[m * b.micro_batch_size:(m + 1) * b.micro_batch_size]
+            need = sum(int((r[:, 4] - 1).sum()) for r in part)
+            use = sum(int(r[:, 3].sum()) for r in part)
+            static = capacity is not None and need <= capacity[0] and use <= capacity[1]
+            yield {"rows": part, "micro": m, "last": m == b.micro_steps - 1, "n_real": n_real, "n_targets": n_tgt,
+                   "state": planner.state_dict(), "capacity": capacity if static else None}
+
+
+def capacity(planner_factory, b: Batching, margin: float = 1.05, multiple: int = 64) -> tuple[int, int]:
+    """Static (kept, target-predicting) token counts per micro-batch for the compiled path: the largest of
+    the plan's first steps, with a margin, rounded up (capped at the micro-batch's positions)."""
+    top = (0, 0)
+    for i, d in enumerate(micro_batches(planner_factory(), b, 0, 1 << 62)):
+        if i >= CAPACITY_STEPS * b.micro_steps:
+            break
+        need = sum(int((r[:, 4] - 1).sum()) for r in d["rows"])
+        use = sum(int(r[:, 3].sum()) for r in d["rows"])
+        top = (max(top[0], need), max(top[1], use))
+    full = b.micro_batch_size * planner_factory().seq_len
+    up = lambda v: min(full, -(-int(v * margin) // multiple) * multiple)  # noqa: E731
+    return up(top[0]), up(top[1])
+
+
+class ShardRows(torch.utils.data.Dataset):
+    """Builds a micro-batch from its descriptor: input ids and position ids [rows, T], and the flat
+    positions the decoder keeps (`idx`), the entries of idx that predict a target (`out`) and those
+    targets (`tgt`), as trainer.TargetLoss takes them. Shards are opened lazily (in each worker)."""
+
+    def __init__(self, root: Path, names: list[str], special: dict[str, int], task_tokens: list[int], seq_len: int):
+        self.root, self.names, self.special, self.task_tokens, self.seq_len = root, names, special, task_tokens, seq_len
+        self._shards = None
+
+    def __len__(self) -> int:  # a map-style dataset addressed by descriptors, not by 0..n-1
+        return 1 << 62
+
+    def _open(self):
+        if self._shards is None:
+            self._shards = [shards.read(self.root / n) for n in self.names]
+        return self._shards
+
+    def __getitem__(self, d: dict) -> dict:
+        T, sp = self.seq_len, self.special
+        rows = d["rows"]
+        n_rows = len(rows)
+        ex = np.concatenate(rows)
+        row_of = np.repeat(np.arange(n_rows), [len(r) for r in rows])
+        ln = ex[:, 4]
+        start = np.concatenate([np.cumsum(r[:, 4]) - r[:, 4] for r in rows]) + row_of * T  # flat start
+        ids = np.full(n_rows * T, sp["pad"], dtype=np.int64)
+        pos = np.zeros(n_rows * T, dtype=np.int64)
+        ends = np.array([int(r[:, 4].sum()) for r in rows])
+        pos[_ranges(start, ln)] = _ranges(np.zeros_like(ln), ln)
+        pad_len = T - ends
+        pos[_ranges(np.arange(n_rows) * T + ends, pad_len)] = _ranges(np.zeros_like(pad_len), pad_len)  # padding: own block
+        i_len, t_len = ex[:, 2], ex[:, 3]
+        ids[start] = sp["bos"]
+        ids[start + 1] = np.asarray(self.task_tokens)[ex[:, 0]]
+        ids[start + 2 + i_len] = sp["sep"]
+        ids[start + ln - 1] = sp["eos"]
+        for t, (tok, index) in enumerate(self._open()):
+            sel = ex[:, 0] == t
+            if not sel.any():
+                continue
+            off, n_in = index[ex[sel, 1], 0], index[ex[sel, 1], 1]
+            ids[_ranges(start[sel] + 2, i_len[sel])] = tok[_ranges(off + n_in - i_len[sel], i_len[sel])]
+            ids[_ranges(start[sel] + 3 + i_len[sel], t_len[sel] - 1)] = tok[_ranges(off + n_in, t_len[sel] - 1)]
+        # kept: each example but its final </s>; target-predicting: from <sep> to the token before </s>
+        idx = _ranges(start, ln - 1)
+        first = np.cumsum(ln - 1) - (ln - 1)  # where each example's kept block starts in idx
+        out = _ranges(first + (ln - 1 - t_len), t_len)
+        tgt = ids[_ranges(start + 3 + i_len, t_len)]
+        if d["capacity"] is not None:
+            idx, out, tgt = _pad(idx, out, tgt, n_rows * T, *d["capacity"])
+        meta = {k: d[k] for k in ("micro", "last", "n_real", "n_targets", "state")}
+        return {"input_ids": ids.reshape(n_rows, T), "position_ids": pos.reshape(n_rows, T), "idx": idx, "out": out,
+                "tgt": tgt, "static": d["capacity"] is not None, **meta}
+
+
+def _pad(idx: np.ndarray, out: np.ndarray, tgt: np.ndarray, positions: int, k_idx: int, k_out: int):
+    """Fill idx up to k_idx with positions nothing kept attends to (padding, each example's final </s>:
+    they follow every kept position of their block, under a causal mask) and out up to k_out with
+    entries whose target is IGNORE (no loss, no gradient): static shapes, the same loss and gradients."""
+    free = np.ones(positions, bool)
+    free[idx] = False
+    idx = np.concatenate([idx, np.flatnonzero(free)[:k_idx - len(idx)]])
+    unused = np.ones(k_idx, bool)
+    unused[out] = False
+    extra = np.flatnonzero(unused)[:k_out - len(out)]
+    return idx, np.concatenate([out, extra]), np.concatenate([tgt, np.full(len(extra), IGNORE, np.int64)])
+
+
+class _Descriptors(torch.utils.data.Sampler):
+    def __init__(self, make):
+        self.make = make
+
+    def __iter__(self):
+        return iter(self.make())
+
+
+def loader(dataset: ShardRows, descriptors, *, workers: int, pin_memory: bool, prefetch: int = 4):
+    """A DataLoader over micro-batch descriptors (an iterable): workers build, the loader keeps order."""
+    return torch.utils.data.DataLoader(dataset, batch_size=None, sampler=_Descriptors(lambda: descriptors),
+                                       num_workers=workers, pin_memory=pin_memory,
+                                       prefetch_factor=prefetch if workers else None, persistent_workers=False)
