@@ -67,7 +67,7 @@ class Table:
 
     def render(self, now: float | None = None) -> list[str]:
         now = time.time() if now is None else now
-        width = max(5, *(len(p) for p in self.rows))
+        width = max([5, *(len(p) for p in self.rows)])
         lines = [f"{'point':<{width}}  {'state':<7}  {'stage':<{width + 10}}  {'wall':>8}  {'tokens/s':>9}"]
         for r in self.rows.values():
             wall = None if r.started is None else (r.ended or now) - r.started
