@@ -7,12 +7,14 @@ import io
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from benchmark import launch_dvc
+from slurm_cluster import Cluster
 from benchmark.launch_exec import torchrun_argv
 from benchmark.launch_table import Table
 
@@ -26,7 +28,7 @@ stages:
   make:
     foreach: ${runs}
     do:
-      cmd: test ${item.n} -ge 0 && mkdir -p out && (cat checked.txt; echo ${key} ${item.n}) > out/${key}.a
+      cmd: test ${item.n} -ge 0 && sleep ${item.s} && mkdir -p out && (cat checked.txt; echo ${key} ${item.n}) > out/${key}.a
       deps: [checked.txt]
       params:
         - runs.${key}
@@ -55,17 +57,20 @@ def _run(cwd, *argv) -> subprocess.CompletedProcess:
     return subprocess.run(list(argv), cwd=cwd, env=_env(), capture_output=True, text=True)
 
 
-def _launch(cwd, *args) -> subprocess.CompletedProcess:
+def _launch(cwd, *args, env=None, popen=False):
     root = Path(__file__).resolve().parents[1]
-    env = {**_env(), "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
-    return subprocess.run([sys.executable, "-m", "benchmark", "launch", "--poll-s", "0.1", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True)
+    env = {**(env or _env()), "PYTHONPATH": f"{root}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"}
+    argv = [sys.executable, "-m", "benchmark", "launch", "--poll-s", "0.1", *args]
+    if popen:
+        return subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
 
 
 @pytest.fixture
 def toy(tmp_path) -> Path:
     (tmp_path / "dvc.yaml").write_text(DVC_YAML)
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"runs": {"p1": {"n": 1}, "p2": {"n": 2}, "p3": {"n": -3}}}))
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump({"runs": {"p1": {"n": 1, "s": 0}, "p2": {"n": 2, "s": 0},
+                                                                        "p3": {"n": -3, "s": 0}}}))
     for argv in (["git", "init", "-q"], [str(BIN / "dvc"), "init", "-q"]):
         assert _run(tmp_path, *argv).returncode == 0
     return tmp_path
@@ -141,3 +146,37 @@ def test_torchrun_wraps_only_python_module_commands():
     assert argv[2].endswith("-m benchmark train l-1m --params params.yaml")
     with pytest.raises(ValueError, match="does not start with"):
         torchrun_argv(["/bin/sh", "-c", "bash train.sh"], 2)
+
+
+def test_slurm_job_signalled_before_its_time_limit_is_requeued_and_finishes(toy, tmp_path_factory):
+    """What SLURM does --signal-delay-s before a job's time limit: USR2. submitit requeues the job; the
+    requeued job runs the point's remaining stages (SLURM holds a requeued job about 2 minutes)."""
+    (toy / "params.yaml").write_text(yaml.safe_dump({"runs": {"p1": {"n": 1, "s": 20}}}))
+    cluster = Cluster(tmp_path_factory.mktemp("slurm")).start()
+    try:
+        env = {**_env(), "SLURM_CONF": cluster.env["SLURM_CONF"]}
+        proc = _launch(toy, "--executor", "slurm", "--time-min", "30", env=env, popen=True)
+        state = toy / ".dvc" / "tmp" / "launch" / "state"
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and '"make@p1"' not in _read(state / "p1.json"):
+            time.sleep(0.1)
+        job = _read(state / "p1.slurm").strip()
+        assert job, proc.stderr.read() if proc.poll() is not None else "no job id"
+        subprocess.run(["scancel", "--signal=USR2", job], env=env, check=True)
+        out, err = proc.communicate(timeout=900)
+        assert proc.returncode == 0, err[-3000:] + cluster.logs()
+        shown = subprocess.run(["scontrol", "show", "job", "--oneliner", job], env=env, capture_output=True, text=True).stdout
+        assert "Restarts=1" in shown, shown
+        log = (toy / ".dvc" / "tmp" / "launch" / "logs" / "p1.log").read_text()
+        assert log.count("$ [make@p1]") == 2 and log.count("$ [use@p1]") == 1, log
+        assert (toy / "out" / "p1.b").read_text() == "checked\np1 1\nuse@p1\n"
+        assert "up to date" in _run(toy, str(BIN / "dvc"), "status").stdout.lower()
+    finally:
+        cluster.stop()
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
