@@ -25,6 +25,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "pull": ("benchmark.stages.pull", "download a published results dataset into the local DuckDB"),
     "import": ("benchmark.stages.importers", "import published scaling data in another format (e.g. Epoch's Chinchilla CSV)"),
     "compare": ("benchmark.stages.compare", "fit several sources with the same method and compare parameters"),
+    "launch": ("benchmark.stages.launch", "run the stale grid points as parallel jobs (local processes or SLURM), then collect/fit/report"),
 }
 
 
