@@ -181,6 +181,8 @@ STATUSES = ("completed", "diverged")
 # Every metric a row may carry: val_loss (nats/target token), BLEU, ROUGE F-measures x 100, accuracy in percent.
 METRICS = ("val_loss", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy")
 KNOWN = {("runs", "status"): STATUSES, ("metrics", "metric"): METRICS}
+# Checked on this project's own rows only: an imported source keeps its publication's metric names.
+LOCAL_ONLY = {("metrics", "metric")}
 # Float columns that may be NaN/inf: a diverged run's mean training loss.
 NONFINITE_OK = {("runs", "final_train_loss")}
 # Float columns that may be negative (every int column and every other float column must be >= 0).
@@ -188,13 +190,13 @@ SIGNED = {("fits", "estimate"), ("fits", "ci95_low"), ("fits", "ci95_high"), ("l
 NONEMPTY = ("source", "run_id")  # string columns that name a row: never ""
 
 
-def _value_problem(table: str, c: Column, v: Any) -> str | None:
+def _value_problem(table: str, c: Column, v: Any, local: bool = True) -> str | None:
     """Why `v` (of the right type, not None) is not a valid value of column `c`, or None."""
     if c.dtype == "float" and not math.isfinite(v):
         return None if (table, c.name) in NONFINITE_OK else f"is not finite ({v!r})"
     if c.dtype in ("int", "float") and v < 0 and (table, c.name) not in SIGNED:
         return f"is negative ({v!r})"
-    known = KNOWN.get((table, c.name))
+    known = KNOWN.get((table, c.name)) if local or (table, c.name) not in LOCAL_ONLY else None
     if known is not None and v not in known:
         return f"is {v!r}, not one of {', '.join(known)}"
     if c.dtype == "string" and c.name in NONEMPTY and not v:
@@ -224,7 +226,7 @@ def validate_record(table: str, record: dict[str, Any], where: str = "") -> dict
             ok = DTYPES[c.dtype][1]
             if isinstance(v, bool) and c.dtype != "bool" or not isinstance(v, ok):
                 raise SchemaError(f"{table}: field {c.name!r} has {type(v).__name__} {v!r}, expected {c.dtype}{at}")
-            problem = _value_problem(table, c, v)
+            problem = _value_problem(table, c, v, local=record.get("source") == "local")
             if problem:
                 raise SchemaError(f"{table}: field {c.name!r} {problem}{at}")
             if c.dtype == "float":
@@ -266,6 +268,8 @@ def validate_arrow(table: str, data, where: str = ""):
             bad = pc.or_(pc.invert(pc.is_finite(col)), bad) if bad is not None else pc.invert(pc.is_finite(col))
         if (table, c.name) in KNOWN:
             bad = pc.invert(pc.is_in(col, value_set=pa.array(KNOWN[(table, c.name)])))
+            if (table, c.name) in LOCAL_ONLY and "source" in data.column_names:
+                bad = pc.and_(bad, pc.equal(data.column("source"), "local"))
         if c.dtype == "string" and c.name in NONEMPTY:
             bad = pc.equal(pc.utf8_length(col), 0)
         if bad is not None and pc.any(bad).as_py():
