@@ -18,7 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-csv": ("benchmark.fit_csv", "fit published points from a CSV (e.g. Chinchilla)"),
     "publish": ("benchmark.publish", "upload leaderboard/ to the Hugging Face Hub"),
     "pull": ("benchmark.pull", "download a published results dataset into the local DuckDB"),
-    "import": ("benchmark.importers", "import published scaling data in another format (e.g. Epoch's Chinchilla CSV)"),
+    "import": ("benchmark.importers", "import published results: chinchilla, pythia, obsscaling, or any table with --map"),
     "compare": ("benchmark.compare", "fit several sources with the same method and compare parameters"),
 }
 
