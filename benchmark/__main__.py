@@ -23,7 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-csv": ("benchmark.stages.fit_csv", "fit published points from a CSV (e.g. Chinchilla)"),
     "publish": ("benchmark.stages.publish", "upload leaderboard/ to the Hugging Face Hub"),
     "pull": ("benchmark.stages.pull", "download a published results dataset into the local DuckDB"),
-    "import": ("benchmark.stages.importers", "import published scaling data in another format (e.g. Epoch's Chinchilla CSV)"),
+    "import": ("benchmark.stages.importers", "import published results: chinchilla, pythia, obsscaling, or any table with --map"),
     "compare": ("benchmark.stages.compare", "fit several sources with the same method and compare parameters"),
     "launch": ("benchmark.stages.launch", "run the stale grid points as parallel jobs (local processes or SLURM), then collect/fit/report"),
 }
