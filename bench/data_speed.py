@@ -77,7 +77,7 @@ def stage_speed(tmp: Path, raw: dict, tokens: int, i: int) -> float:
     cfg = {**raw, "model": {"seq_len": train_speed.SEQ_LEN,
                             "sizes": {"2m": {"d_model": d, "n_layers": L, "n_heads": h, "lr": 1e-3, "batch_size": train_speed.BATCH}}},
            "runs": {"bench-2m": {"size": "2m", "tokens": tokens}}}
-    (tmp / "stage.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp / "stage.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # task order is part of the data
     out = tmp / f"stage{i}"
     r = subprocess.run([sys.executable, "-m", "benchmark", "train", "bench-2m", "--params", str(tmp / "stage.yaml"),
                         "--data", str(tmp / "data"), "--out", str(out), "--no-resume"], cwd=ROOT,

@@ -137,7 +137,7 @@ def stage_part(tmp: Path, raw: dict, cuda: bool, shape: tuple, steps: int, real_
            "train": {**raw["train"], "device": "cuda" if cuda else "cpu", "compile": compile_, "checkpoint_every": 0,
                      "log_every": 50, "loader_workers": 2 if cuda else 1}}
     cfg["evaluate"] = {**raw["evaluate"], "max_new_tokens": 64}
-    (tmp / "check.yaml").write_text(yaml.safe_dump(cfg))
+    (tmp / "check.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))  # task order is part of the data
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     common = ["--params", str(tmp / "check.yaml"), "--data", str(tmp / "data")]
     t0 = time.perf_counter()

@@ -65,6 +65,7 @@ class Planner:
         self._perm: dict[tuple[int, int], np.ndarray] = {}
         self._buf = np.zeros((0, 5), np.int64)  # task, shard row, input len, target len (with </s>), length
         self._p = 0
+        self._cum: np.ndarray | None = None  # prefix sums of the buffer's lengths
 
     def state_dict(self) -> dict:
         return {"index": self.k}
@@ -102,14 +103,15 @@ class Planner:
             i_len = np.minimum(n_in, T - t_len - 3)  # the input cut from the left to the room left
             new[sel, 1], new[sel, 2], new[sel, 3], new[sel, 4] = rows, i_len, t_len, 3 + i_len + t_len
         self._buf = np.concatenate([self._buf[self._p:], new])
-        self._p = 0
+        self._p, self._cum = 0, None
 
     def next_row(self) -> np.ndarray:
         """The examples of the next row, [n, 5] (task, shard row, input len, target len, length)."""
         if len(self._buf) - self._p < self.seq_len:
             self._fill()
-        cs = np.cumsum(self._buf[self._p:self._p + self.seq_len, 4])
-        n = int(np.searchsorted(cs, self.seq_len, side="right"))
+        if self._cum is None:
+            self._cum = np.concatenate([[0], np.cumsum(self._buf[:, 4])])
+        n = int(np.searchsorted(self._cum, self._cum[self._p] + self.seq_len, side="right")) - 1 - self._p
         row = self._buf[self._p:self._p + n]
         gone = np.flatnonzero(self._buf[self._p:self._p + n + 1, 1] < 0)  # the row and the example that closes it
         if len(gone):
@@ -194,35 +196,43 @@ class ShardRows(torch.utils.data.Dataset):
         rows = d["rows"]
         n_rows = len(rows)
         ex = np.concatenate(rows)
+        ln, i_len, t_len = ex[:, 4], ex[:, 2], ex[:, 3]
         row_of = np.repeat(np.arange(n_rows), [len(r) for r in rows])
-        ln = ex[:, 4]
-        start = np.concatenate([np.cumsum(r[:, 4]) - r[:, 4] for r in rows]) + row_of * T  # flat start
+        start = np.concatenate([np.cumsum(r[:, 4]) - r[:, 4] for r in rows]) + row_of * T  # flat start of each example
+        # one entry per real token: its example e and its place k in the example
+        e = np.repeat(np.arange(len(ex)), ln)
+        k = np.arange(len(e)) - np.repeat(np.cumsum(ln) - ln, ln)
+        flat = start[e] + k
         ids = np.full(n_rows * T, sp["pad"], dtype=np.int64)
-        pos = np.zeros(n_rows * T, dtype=np.int64)
+        # padding: its own block, positions 0, 1, ... after each row's last example
+        pos = np.tile(np.arange(T), n_rows)
         ends = np.array([int(r[:, 4].sum()) for r in rows])
-        pos[_ranges(start, ln)] = _ranges(np.zeros_like(ln), ln)
-        pad_len = T - ends
-        pos[_ranges(np.arange(n_rows) * T + ends, pad_len)] = _ranges(np.zeros_like(pad_len), pad_len)  # padding: own block
-        i_len, t_len = ex[:, 2], ex[:, 3]
-        ids[start] = sp["bos"]
-        ids[start + 1] = np.asarray(self.task_tokens)[ex[:, 0]]
-        ids[start + 2 + i_len] = sp["sep"]
-        ids[start + ln - 1] = sp["eos"]
+        pos -= np.repeat(ends, T) * (pos >= np.repeat(ends, T))
+        pos[flat] = k
+        ie, le = i_len[e], ln[e]
+        ids[flat[k == 0]] = sp["bos"]
+        ids[flat[k == 1]] = np.asarray(self.task_tokens)[ex[e[k == 1], 0]]
+        ids[flat[k == 2 + ie]] = sp["sep"]
+        ids[flat[k == le - 1]] = sp["eos"]
+        text = ((k >= 2) & (k < 2 + ie)) | ((k >= 3 + ie) & (k < le - 1))  # input, then target tokens
+        task_of = ex[e, 0]
         for t, (tok, index) in enumerate(self._open()):
-            sel = ex[:, 0] == t
+            sel = text & (task_of == t)
             if not sel.any():
                 continue
-            off, n_in = index[ex[sel, 1], 0], index[ex[sel, 1], 1]
-            ids[_ranges(start[sel] + 2, i_len[sel])] = tok[_ranges(off + n_in - i_len[sel], i_len[sel])]
-            ids[_ranges(start[sel] + 3 + i_len[sel], t_len[sel] - 1)] = tok[_ranges(off + n_in, t_len[sel] - 1)]
+            es, ks = e[sel], k[sel]
+            off, n_in = index[ex[es, 1], 0], index[ex[es, 1], 1]
+            # input: its last i_len tokens (cut from the left); target: its first t_len - 1
+            src = np.where(ks < 2 + i_len[es], off + n_in - i_len[es] + ks - 2, off + n_in + ks - 3 - i_len[es])
+            ids[flat[sel]] = tok[src]
         # kept: each example but its final </s>; target-predicting: from <sep> to the token before </s>
-        idx = _ranges(start, ln - 1)
-        first = np.cumsum(ln - 1) - (ln - 1)  # where each example's kept block starts in idx
-        out = _ranges(first + (ln - 1 - t_len), t_len)
-        tgt = ids[_ranges(start + 3 + i_len, t_len)]
+        keep = k < le - 1
+        idx = flat[keep]
+        out = np.flatnonzero((k >= 2 + ie)[keep])
+        tgt = ids[flat[k >= 3 + ie]]
         if d["capacity"] is not None:
             idx, out, tgt = _pad(idx, out, tgt, n_rows * T, *d["capacity"])
-        meta = {k: d[k] for k in ("micro", "last", "n_real", "n_targets", "state")}
+        meta = {key: d[key] for key in ("micro", "last", "n_real", "n_targets", "state")}
         return {"input_ids": ids.reshape(n_rows, T), "position_ids": pos.reshape(n_rows, T), "idx": idx, "out": out,
                 "tgt": tgt, "static": d["capacity"] is not None, **meta}
 
