@@ -200,7 +200,8 @@ def test_a_params_mistake_stops_repro_before_any_output_is_removed(repo):
                 assert _files(repo / d) == before[d], (key, d)
     finally:
         (repo / "params.yaml").write_text(good)
-    assert _stages_run(_dvc(repo, "repro")) == {"check"}  # the params are good again: nothing else is out of date
+    # the params are good again: at most the check re-runs (DVC may restore its output from the run cache)
+    assert _stages_run(_dvc(repo, "repro")) <= {"check"}
 
 
 def test_second_repro_is_a_no_op_and_one_point_reruns_alone_and_divergence_is_kept(repo):
