@@ -37,6 +37,7 @@ def test_default_grid_spans_the_required_ranges(root):
     (lambda r: r["model"]["sizes"]["a"].update(d_model="wide"), "model.sizes.a.d_model"),
     (lambda r: r["train"].update(warmup=0.1), "train.warmup"),
     (lambda r: r["runs"].update({"bad id!": {"size": "a", "tokens": 10}}), "runs.bad id!"),
+    (lambda r: r["runs"]["a-3k"].update(tokens=r["data"]["train_tokens"] + 1), "runs.a-3k.tokens"),  # beyond the shards
 ])
 def test_invalid_params_name_the_key(tiny_raw, mutate, key):
     raw = copy.deepcopy(tiny_raw)

@@ -303,6 +303,10 @@ def parse(raw: dict) -> Params:
             tokens=_get(r, "tokens", path, int, check=_pos, why="must be > 0"),
             seed=_get(r, "seed", path, int, 0, _nonneg, "must be >= 0"),
         )
+        if runs[rid].tokens > data.train_tokens and any(t.generator is not None for t in data.tasks):
+            # prepare shards data.train_tokens of generated text; a longer run would stop mid-way in train
+            raise ParamsError(f"{path}.tokens: invalid value {runs[rid].tokens} (exceeds data.train_tokens="
+                              f"{data.train_tokens}, the generated training text prepare shards)")
     fit = parse_fit(raw.get("fit"))
     return Params(data=data, tokenizer=tok, model=model, train=train, evaluate=ev, runs=runs, fit=fit, raw=raw)
 
