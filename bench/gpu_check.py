@@ -52,6 +52,8 @@ def main() -> int:
     stage_steps = args.stage_steps or (150 if cuda else 12)
     raw["data"]["train_tokens"] = int(stage_steps * batch * seq * 0.9)  # the stage part's shards (real tokens < positions)
     raw["model"]["seq_len"] = seq
+    # one run within the shards (the default grid's runs are longer; stage_part writes the run it trains)
+    raw["runs"] = {"check": {"size": next(iter(raw["model"]["sizes"])), "tokens": raw["data"]["train_tokens"]}}
     p = params_mod.parse(raw)
     tmp_dir = tempfile.TemporaryDirectory()
     tmp = tmp_dir.name

@@ -27,7 +27,8 @@ pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
 GRID = [f"{s}-{k}k" for s in "abc" for k in (3, 6, 9)]
 # fields of a runs row that measure time or speed (or when the run was made)
-TIMED = {"wall_time_s", "tokens_per_s", "flops_per_s", "mfu", "peak_flops_per_s", "created_at"}
+TIMED = {"wall_time_s", "tokens_per_s", "flops_per_s", "mfu", "peak_flops_per_s", "created_at",
+         "warmup_s", "first_step_s", "data_wait_s"}
 
 
 def _env(**extra) -> dict:
