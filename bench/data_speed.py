@@ -29,6 +29,7 @@ import yaml  # noqa: E402
 
 from benchmark.training import corpus as corpus_mod, loader, shards
 from benchmark.config import params as params_mod  # noqa: E402
+from benchmark.stages.train import WARMUP_STEPS  # noqa: E402
 
 
 def loader_speed(c, p, seq: int, batch: int, workers: int, seconds: float) -> float:
@@ -130,7 +131,7 @@ def main() -> int:
         step_tokens = int(args.steps * train_speed.BATCH * train_speed.SEQ_LEN * 0.8)
         stage, step = 0.0, 0.0
         for i in range(args.rounds):  # alternating, so a slow spell of the machine hits both
-            step = max(step, step_speed(tmp, p, args.steps, 5))
+            step = max(step, step_speed(tmp, p, args.steps, WARMUP_STEPS))  # the stage's own warm-up
             stage = max(stage, stage_speed(tmp, raw, step_tokens, i))
             print(f"  round {i + 1}: best so far: step loop {step:,.0f} tok/s, train stage {stage:,.0f} tok/s", flush=True)
         print(f"size 2m, {train_speed.BATCH} x {train_speed.SEQ_LEN}: train stage {stage:,.0f} tok/s (after its warm-up, "
