@@ -80,8 +80,38 @@ def write_tables(groups: list[dict[str, Any]], out: Path) -> list[str]:
     return written
 
 
+LOG_REACH = 3.0  # decades a log10 panel of law_figures shows past the estimates, for their intervals
+
+
+def _log10_limits(values: list[tuple[float | None, list | None]]) -> tuple[float, float] | None:
+    """x limits, in log10 units, of a panel of a parameter spanning decades, from (estimate, 95 % interval)
+    pairs: every positive estimate, the intervals up to LOG_REACH decades beyond them (a degenerate bootstrap
+    interval, e.g. A up to 1e160 on the tiny grid, must not squash the estimates). None without a positive
+    finite estimate."""
+    est = [math.log10(e) for e, _ in values if e is not None and math.isfinite(e) and e > 0]
+    if not est:
+        return None
+    lo, hi = min(est), max(est)
+    ends = [math.log10(v) for e, ci in values if ci and e is not None and math.isfinite(e) and e > 0
+            for v in ci if v is not None and math.isfinite(v) and v > 0]
+    lo, hi = max(min([lo, *ends]), lo - LOG_REACH), min(max([hi, *ends]), hi + LOG_REACH)
+    pad = max(0.2, 0.05 * (hi - lo))
+    return lo - pad, hi + pad
+
+
+def _log10_within(v: float | None, lim: tuple[float, float], est: float) -> float:
+    """An interval end in log10 units, cut at the panel's edges (0 or below: the left edge; unknown: the estimate)."""
+    if v is None or math.isnan(v):
+        return est
+    if v <= 0:
+        return lim[0]
+    return min(max(math.log10(v) if math.isfinite(v) else lim[1], lim[0]), lim[1])
+
+
 def law_figures(groups: list[dict[str, Any]], out: Path) -> list[str]:
-    """One figure per law: each parameter's estimate and 95 % interval by source and target."""
+    """One figure per law: each parameter's estimate and 95 % interval by source and target; a parameter
+    that spans decades (A, B, N_c, D_c, C_*) as its log10 on a linear axis, so that any positive float can be
+    drawn (a log axis cannot tick a degenerate fit's 1e-277 .. 1e248: OverflowError in savefig)."""
     from benchmark.reporting import figures
 
     plt = figures._plt()
@@ -95,15 +125,24 @@ def law_figures(groups: list[dict[str, Any]], out: Path) -> list[str]:
         fig, axes = plt.subplots(1, len(names), figsize=(min(11.0, 2.3 * len(names)), h), squeeze=False, sharey=True)
         labels = [f"{g['source']}: {g['target']}" for g in gs]
         for ax, name in zip(axes[0], names):
+            log = name.startswith("C_") or name in ("A", "B", "N_c", "D_c")
+            lim = _log10_limits([(g["params"].get(name), g["ci95"].get(name)) for g in gs]) if log else None
             for i, g in enumerate(gs):
                 est, ci = g["params"].get(name), g["ci95"].get(name)
                 if est is None or not math.isfinite(est):
                     continue
+                if log:
+                    if lim is None or est <= 0:
+                        continue
+                    est, ci = math.log10(est), [_log10_within(v, lim, est) for v in ci] if ci else None
                 err = [[max(0.0, est - ci[0])], [max(0.0, ci[1] - est)]] if ci else None
                 ax.errorbar([est], [i], xerr=err, fmt=figures.MARKERS[i % len(figures.MARKERS)], color="k", capsize=2, markersize=4)
-            if name.startswith("C_") or name in ("A", "B", "N_c", "D_c"):
-                ax.set_xscale("log")
-            elif name == "k":  # a step-like benchmark (k in the thousands) must not flatten the others
+            if log:
+                if lim is not None:
+                    ax.set_xlim(*lim)
+                ax.set_xlabel(f"log10 {name}")
+                continue
+            if name == "k":  # a step-like benchmark (k in the thousands) must not flatten the others
                 ax.set_xscale("symlog", linthresh=1.0)
             ax.set_xlabel(name)
         axes[0][0].set_yticks(range(len(gs)))
