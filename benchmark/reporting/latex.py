@@ -5,15 +5,16 @@ nearer end is kept to two significant digits and the estimate and both ends are 
 1.8166 [1.769, 1.871] prints as 1.817 [1.769, 1.871] and 477.8 [285, 744] as 480 [290, 740]).
 A parameter whose estimate sits at the bound of its domain (E -> 0: the Huber fit put the
 irreducible loss at zero) prints as 0 with its upper end; one whose interval spans more than
-UNIDENTIFIED_DECADES decades, or has no interval, prints as unidentified.
+UNIDENTIFIED_DECADES decades, or has no interval, prints as unidentified (the rule and its thresholds:
+benchmark.scaling.quality, which also flags whole fits as not identified).
 """
 from __future__ import annotations
 
 import math
 from typing import Iterable, Sequence
 
-UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6: the data do not pin the parameter down
-AT_BOUND = 1e-8             # an estimate below this (for parameters bounded below by 0) is at the bound
+from benchmark.scaling.quality import UNIDENTIFIED_DECADES, at_bound, spans_decades
+
 POSITIVE = {"E", "A", "B", "alpha", "beta", "N_c", "D_c", "alpha_N", "alpha_D", "C_mid", "C_growth", "C_saturation",
             "N_opt", "D_opt", "a", "b"}
 TEX_NAMES = {"alpha": r"\alpha", "beta": r"\beta", "alpha_N": r"\alpha_N", "alpha_D": r"\alpha_D", "N_c": "N_c",
@@ -73,14 +74,13 @@ def interval_cell(name: str, est: float | None, ci: Sequence[float] | None) -> t
     """(cell text, footnote mark or None) of an estimate with its 95 % interval."""
     if est is None or not math.isfinite(est):
         return "--", None
-    if name in POSITIVE and 0 <= est < AT_BOUND:
+    if name in POSITIVE and at_bound(est, 0.0):
         hi = ci[1] if ci and ci[1] is not None and math.isfinite(ci[1]) else None
         return ("$0\\ [0,\\ " + number(hi)[1:-1] + "]$" if hi else "$0$") + r"\textsuperscript{b}", "b"
     if not ci or ci[0] is None or ci[1] is None or not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
         return number(est) + r"\textsuperscript{u}", "u"
     lo, hi = ci
-    if name in POSITIVE and (lo > 0 and math.log10(hi / lo) > UNIDENTIFIED_DECADES
-                             or lo <= 0 < est and hi / est > 10 ** UNIDENTIFIED_DECADES):
+    if name in POSITIVE and spans_decades(est, lo, hi):
         return number(est, _decimals(est)) + r"\textsuperscript{u}", "u"
     sides = [w for w in (est - lo, hi - est) if w > 0]  # the nearer end sets the digits (skewed intervals)
     place = _decimals(min(sides)) if sides else _decimals(est) - 1
