@@ -105,12 +105,16 @@ FOOTNOTES = {"b": r"\textsuperscript{b}\,At the bound of its domain ($\geq 0$): 
                   f"{UNIDENTIFIED_DECADES:g} decades; the data do not determine this parameter."}
 
 
-def table(columns: Sequence[str], rows: Iterable[tuple[str, dict[str, tuple[float | None, Sequence[float] | None]], str]],
+def table(columns: Sequence[str], rows: Iterable[tuple[str, dict[str, tuple[float | None, Sequence[float] | None]] | str, str]],
           caption: str, label: str, extra_head: str = "") -> str:
-    """booktabs table: one row per (row label, {column: (estimate, ci)}, last cell), columns = parameter names."""
+    """booktabs table: one row per (row label, {column: (estimate, ci)}, last cell), columns = parameter names; a
+    text instead of the cells (e.g. 'not identified (...)') spans the parameter columns."""
     marks: set[str] = set()
     body = []
     for name, cells, last in rows:
+        if isinstance(cells, str):
+            body.append(escape(name) + f" & \\multicolumn{{{len(columns)}}}{{l}}{{{escape(cells)}}} & {last} \\\\")
+            continue
         out = []
         for c in columns:
             est, ci = cells.get(c, (None, None))

@@ -11,6 +11,8 @@ from typing import Sequence
 
 import numpy as np
 
+from benchmark.results.points import point_stats
+
 UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6 (or an SE 10^6 x the estimate): not pinned down
 AT_BOUND = 1e-8             # a parameter bounded below by 0 with an estimate under this sits at its bound (E -> 0)
 LOSS_REL_TARGET = 0.03      # a loss law predicts the held-out points within 3 % (issue 13, Deliver 5) ...
@@ -26,15 +28,6 @@ def replicate_groups(N: np.ndarray | None, D: np.ndarray | None, C: np.ndarray |
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
     return [np.array(g) for g in groups.values()]
-
-
-def point_stats(y: np.ndarray) -> dict[str, float | int | None]:
-    """n_seeds, mean, std (ddof 1; None for one seed), rel_std = std / |mean| (None for one seed or mean 0), min, max."""
-    y = np.asarray(y, dtype=float)
-    mean = float(y.mean())
-    std = float(y.std(ddof=1)) if y.size > 1 else None
-    return {"n_seeds": int(y.size), "mean": mean, "std": std,
-            "rel_std": std / abs(mean) if std is not None and mean != 0 else None, "min": float(y.min()), "max": float(y.max())}
 
 
 def seed_spread(y: np.ndarray, groups: Sequence[np.ndarray]) -> dict[str, float | int | None]:

@@ -84,12 +84,6 @@ def metric_range(target: str) -> tuple[float, float] | None:
     return None if m is None else tuple(m.range)
 
 
-def is_downstream(target: str) -> bool:
-    """A metric with a bounded range (BLEU, ROUGE, accuracy: [0, 100]), judged in points, not in % of a loss."""
-    r = metric_range(target)
-    return r is not None and math.isfinite(r[1])
-
-
 def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list[str]]:
     """Every law that applies to one target; the ones the data cannot support are listed with the reason.
     Bounded laws stay inside the metric's range; a sigmoid of log C gets its phases (crossfit.phases)."""
