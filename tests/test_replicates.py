@@ -137,7 +137,7 @@ def test_verdict_says_plainly_when_a_law_fails():
     base = {"law": "chinchilla", "target": "val_loss/all", "identified": True}
     e = {"rel_err": 0.179, "abs_err": 0.15, "seed_rel_std": 0.006, "seed_std": 0.005, "within_2x_seed_spread": False}
     assert quality.verdict({**base, "extrapolation": e}, False) == (
-        "chinchilla on val_loss/all: held-out 17.9 % (seed spread 0.60 %): fails: 17.9 % > 3 %; 17.9 % > 2 x seed spread 0.60 %")
+        "chinchilla on val_loss/all: held-out 17.9 % (seed spread 0.6 %): fails: 17.9 % > 3 %; 17.9 % > 2 x seed spread 0.6 %")
     down = {"law": "two_step", "target": "bleu/translation", "identified": True,
             "extrapolation": {"rel_err": 0.3, "abs_err": 7.0, "seed_std": 1.2}}
     assert quality.verdict(down, True).endswith("held-out 7.00 points (seed spread 1.20 points): fails: 7.00 > 5 points")
@@ -210,3 +210,39 @@ def test_phases_mark_the_inflection_and_where_the_gain_per_doubling_halves():
     lo, hi = res.ci95["C_slowdown"]
     assert lo < c < hi and res.params["C_growth"] < res.params["C_mid"] < c < res.params["C_saturation"]
     assert json.dumps(res.to_json())  # plain JSON
+
+
+def test_card_and_latex_print_not_identified_instead_of_numbers():
+    from benchmark.reporting import card
+    from benchmark.stages import report
+
+    bad = {"law": "chinchilla", "target": "val_loss/all", "params": {"E": 1.2, "A": 3.3e21, "B": 9.0, "alpha": 4.1, "beta": 0.5},
+           "ci95": {"A": [1.0, 1e40]}, "allocation": {"a": 0.1}, "n_points": 12, "identified": False,
+           "identification": "95 % interval of A [1, 1e+40] spans > 6 decades"}
+    tex = report.fits_tex([bad], [])
+    assert "not identified (95 \\% interval of A [1, $" in tex and "10^{40}$] spans \\textgreater{} 6 decades)" in tex
+    assert "3.3" not in tex and "4.1" not in tex
+    rows = [{"law": "chinchilla", "target": "val_loss/all", "parameter": p, "estimate": v, "se": 1.0, "ci95_low": None,
+             "ci95_high": None, "n_points": 12, "identified": False, "identification": "A has no bootstrap interval"}
+            for p, v in (("A", 3.3e21), ("alpha", 4.1))]
+    text = card.fits_section(rows, "method")
+    assert text.count("not identified (A has no bootstrap interval)") == 1 and "3.3e+21" not in text
+    assert "- bleu/translation: not identified (k has no bootstrap interval)" in card.phases_section(
+        [{"law": "sigmoid_compute", "target": "bleu/translation", "identified": False, "identification": "k has no bootstrap interval"}])
+
+
+def test_card_says_whether_every_point_is_within_one_percent():
+    from benchmark.reporting import card
+
+    def row(size, n, d, metric, task, mean, std, seeds=3):
+        return {"model_size": size, "n_params": n, "tokens": d, "metric": metric, "task": task, "n_seeds": seeds,
+                "mean": mean, "std": std, "rel_std": None if std is None else std / mean}
+    pts = [row("xs", 1, 2, "val_loss", "all", 2.0, 0.01), row("l", 5, 2, "val_loss", "all", 1.5, 0.03),
+           row("l", 5, 2, "bleu", "translation", 20.0, 0.4), row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]
+    text = card.seed_spread_section(pts)
+    assert text.startswith("2 of 3 points have seed replicates. Not every point is within 1 %: l N=5 D=2 (2.00 %).")
+    assert "| l | 5 | 2 | 3 | 1.5000 | 2.00 % | 0.40 |" in text and "| m | 3 | 2 | 1 | 1.7000 | – |" in text
+    text = card.seed_spread_section(pts[:1])
+    assert text.startswith("1 of 1 points have seed replicates. Every one is within 1 %")
+    assert card.seed_spread_section([row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]).startswith(
+        "No grid point has more than one seed: the seed spread is not measured.")

@@ -70,7 +70,7 @@ def _points(ax, C, V, err, st, cutoff, **kw) -> None:
     held = np.array([cutoff is not None and c >= cutoff for c in C])
     if held.any():
         ax.plot(C[held], V[held], linestyle="none", marker=st["marker"], markersize=7, markerfacecolor="white",
-                markeredgecolor=st["color"])
+                markeredgecolor=st["color"], zorder=3)  # above the error bar's filled marker
 
 
 def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, draws: list[dict] | None,

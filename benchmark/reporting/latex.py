@@ -11,6 +11,7 @@ benchmark.scaling.quality, which also flags whole fits as not identified).
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable, Sequence
 
 from benchmark.scaling.quality import UNIDENTIFIED_DECADES, at_bound, spans_decades
@@ -32,7 +33,8 @@ def escape(text: str) -> str:
     out = []
     for ch in str(text):
         out.append({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}.get(ch, ch))
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+                    ">": r"\textgreater{}"}.get(ch, ch))
     return "".join(out)
 
 
@@ -112,8 +114,9 @@ def table(columns: Sequence[str], rows: Iterable[tuple[str, dict[str, tuple[floa
     marks: set[str] = set()
     body = []
     for name, cells, last in rows:
-        if isinstance(cells, str):
-            body.append(escape(name) + f" & \\multicolumn{{{len(columns)}}}{{l}}{{{escape(cells)}}} & {last} \\\\")
+        if isinstance(cells, str):  # numbers in the text (1.98e-07) in math mode, as everywhere else
+            text = re.sub(r"-?\d+(?:\.\d+)?e[+-]?\d+", lambda m: number(float(m.group())), escape(cells))
+            body.append(escape(name) + f" & \\multicolumn{{{len(columns)}}}{{l}}{{{text}}} & {last} \\\\")
             continue
         out = []
         for c in columns:

@@ -99,6 +99,10 @@ def identify(names: Sequence[str], params: dict, se: dict, ci: dict, bounds: dic
     return not why, bad, "; ".join(why)
 
 
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g} %"
+
+
 def verdict(fit: dict, downstream: bool) -> str:
     """One line on a fit's held-out error against the targets above, beside the measured seed spread."""
     head = f"{fit['law']} on {fit['target']}"
@@ -109,7 +113,7 @@ def verdict(fit: dict, downstream: bool) -> str:
         return f"{head}: no held-out error ({(fit.get('method') or {}).get('extrapolation_skipped', 'not computed')})"
     if e.get("quantity"):  # approach 2 predicts N_opt, not the metric: no target in the issue
         rel = e.get("rel_err")
-        return f"{head}: held-out {e['quantity']} off by {'n/a' if rel is None else f'{100 * rel:.1f} %'} (no target)"
+        return f"{head}: held-out {e['quantity']} off by {'n/a' if rel is None else _pct(rel)} (no target)"
     if downstream:
         spread = "seed spread not measured" if e.get("seed_std") is None else f"seed spread {e['seed_std']:.2f} points"
         err = e["abs_err"]
@@ -120,10 +124,10 @@ def verdict(fit: dict, downstream: bool) -> str:
     if rel is None:
         return f"{head}: held-out error not relative (an observed value is 0)"
     sr = e.get("seed_rel_std")
-    spread = "seed spread not measured" if sr is None else f"seed spread {100 * sr:.2f} %"
-    fails = [f"{100 * rel:.1f} % > {100 * LOSS_REL_TARGET:g} %"] if rel > LOSS_REL_TARGET else []
+    spread = "seed spread not measured" if sr is None else f"seed spread {_pct(sr)}"
+    fails = [f"{_pct(rel)} > {_pct(LOSS_REL_TARGET)}"] if rel > LOSS_REL_TARGET else []
     if sr is not None and not e.get("within_2x_seed_spread"):
-        fails.append(f"{100 * rel:.1f} % > {SEED_SPREAD_FACTOR:g} x seed spread {100 * sr:.2f} %")
+        fails.append(f"{_pct(rel)} > {SEED_SPREAD_FACTOR:g} x seed spread {_pct(sr)}")
     tail = ("fails: " + "; ".join(fails) if fails else
             "meets both targets" if sr is not None else f"meets the {100 * LOSS_REL_TARGET:g} % target (seed spread not measured)")
-    return f"{head}: held-out {100 * rel:.1f} % ({spread}): {tail}"
+    return f"{head}: held-out {_pct(rel)} ({spread}): {tail}"

@@ -109,7 +109,7 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
         if f is not None:
             ok = f.get("identified", True)
             cs.append(("sigmoid of log C" + ("" if ok else " (not identified)"),
-                       lambda C, p=f["params"]: LAWS["sigmoid_compute"].predict(p, C=C)))
+                       lambda C, p=f["params"]: LAWS["sigmoid_compute"].predict({k: p[k] for k in LAWS["sigmoid_compute"].params}, C=C)))
             if ok:  # the phases (crossfit.phases) with their 95 % intervals
                 ms = [(label, f["params"][k], f["ci95"].get(k)) for k, label in
                       (("C_mid", "inflection C_mid"), ("C_slowdown", "growth slows (C_slowdown)")) if f["params"].get(k)]
