@@ -222,6 +222,11 @@ def test_card_and_latex_print_not_identified_instead_of_numbers():
     tex = report.fits_tex([bad], [])
     assert "not identified (95 \\% interval of A [1, $" in tex and "10^{40}$] spans \\textgreater{} 6 decades)" in tex
     assert "3.3" not in tex and "4.1" not in tex
+    from benchmark.reporting import latex
+
+    # a bounded floor at exactly 0 (lo of a sigmoid at the bottom of [0, 100]) prints, with or without a spread
+    assert latex.interval_cell("lo", 0.0, [0.0, 0.0]) == ("$0\\ [0,\\ 0]$", None)
+    assert latex.interval_cell("lo", 0.0, [0.0, 1.5])[0] == "$0.0\\ [0.0,\\ 1.5]$"
     rows = [{"law": "chinchilla", "target": "val_loss/all", "parameter": p, "estimate": v, "se": 1.0, "ci95_low": None,
              "ci95_high": None, "n_points": 12, "identified": False, "identification": "A has no bootstrap interval"}
             for p, v in (("A", 3.3e21), ("alpha", 4.1))]

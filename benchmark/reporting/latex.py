@@ -85,8 +85,11 @@ def interval_cell(name: str, est: float | None, ci: Sequence[float] | None) -> t
     if name in POSITIVE and spans_decades(est, lo, hi):
         return number(est, _decimals(est)) + r"\textsuperscript{u}", "u"
     sides = [w for w in (est - lo, hi - est) if w > 0]  # the nearer end sets the digits (skewed intervals)
+    if not sides and est == 0:  # e.g. a bounded floor lo = 0 [0, 0]
+        return "$0\\ [0,\\ 0]$", None
     place = _decimals(min(sides)) if sides else _decimals(est) - 1
-    place = min(place, _decimals(est) + 1)  # never fewer than one significant digit of the estimate
+    if est != 0:
+        place = min(place, _decimals(est) + 1)  # never fewer than one significant digit of the estimate
     return triple(est, lo, hi, place), None
 
 
