@@ -104,7 +104,8 @@ def synthetic_rows() -> dict[str, list[dict]]:
                                                        for tm in [("all", "val_loss"), ("translation", "bleu")])]
     fits = [{"source": "local", "law": "chinchilla", "target": "val_loss/all", "parameter": p, "estimate": v,
              "se": v / 10, "ci95_low": v * 0.8, "ci95_high": v * 1.2, "n_points": 2,
-             "method": '{"loss": "huber", "delta": 0.001}', "extrapolation_rel_err": None}
+             "method": '{"loss": "huber", "delta": 0.001}', "extrapolation_rel_err": None, "identified": p != "alpha",
+             "identification": "alpha has no bootstrap interval" if p == "alpha" else None}
             for p, v in [("E", 1.69), ("A", 406.4), ("alpha", 0.34)]]
     literature = [{"source": "hoffmann2022", "citation": "Hoffmann et al. 2022, Training Compute-Optimal LLMs",
                    "law": "chinchilla", "parameter": p, "estimate": v, "note": "Approach 3" if p != "E" else None}
@@ -112,7 +113,10 @@ def synthetic_rows() -> dict[str, list[dict]]:
     predictions = [{"source": "local", "run_id": runs[0]["run_id"], "task": "translation", "example_id": f"ex{i}",
                     "difficulty": i, "input": f"Übersetze: Satz {i} | mit Pipe", "reference": f"sentence {i}",
                     "prediction": "sentence" if i else ""} for i in range(3)]
-    return {"runs": runs, "metrics": metrics, "fits": fits, "literature": literature, "predictions": predictions}
+    from benchmark.results.points import points_rows
+
+    return {"runs": runs, "metrics": metrics, "points": points_rows(runs, metrics), "fits": fits, "literature": literature,
+            "predictions": predictions}
 
 
 def write_card(folder: Path, repo_id: str = REPO, blocks: tuple = ()) -> str:

@@ -69,7 +69,8 @@ def stage(tmp_path_factory):
 def test_fits_json_is_a_list_of_fits_with_intervals(stage):
     rc, _, fits, log = stage
     assert rc == 0 and isinstance(fits, list)
-    keys = {"law", "target", "params", "se", "ci95", "allocation", "n_points", "extrapolation", "method"}
+    keys = {"law", "target", "params", "se", "ci95", "allocation", "n_points", "extrapolation", "method", "identified",
+            "unidentified", "identification"}
     assert all(set(f) == keys for f in fits)
     got = {(f["law"], f["target"]) for f in fits}
     for target in ("val_loss/all", "val_loss/translation", "val_loss/classification"):

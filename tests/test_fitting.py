@@ -232,3 +232,25 @@ def test_metric_laws_accept_zero_but_loss_laws_do_not():
     fitting.check("sigmoid_compute", Points(y=y, N=N, D=D))
     with pytest.raises(FitError, match="y must be positive"):
         fitting.check("kaplan_nd", Points(y=y, N=N, D=D))
+
+
+@pytest.mark.parametrize("of", ["C", "L"])
+def test_bounded_sigmoid_gradient_and_public_round_trip(of):
+    """The bounded parameterisation (lo, hi inside [0, 100], k > 0): analytic gradient = finite differences, and
+    from_public inverts to_public."""
+    rng = np.random.default_rng(4)
+    x = np.geomspace(1e10, 1e13, 9) if of == "C" else rng.uniform(2, 5, 9)
+    model = objectives.Sigmoid(x, of, y_range=(0.0, 100.0))
+    y = rng.uniform(5, 60, 9)
+    th = model.starts(y)[::7][:6] + rng.normal(0, 0.05, (6, 4))
+    obj = objectives.Objective(model, y, delta=np.inf, scale=3.0, threads=1)
+    f, g = obj(th, np.arange(6))
+    for j in range(4):
+        h = 1e-6 * np.maximum(1.0, np.abs(th[:, j]))
+        up, dn = th.copy(), th.copy()
+        up[:, j] += h
+        dn[:, j] -= h
+        np.testing.assert_allclose(g[:, j], (obj(up, np.arange(6))[0] - obj(dn, np.arange(6))[0]) / (2 * h), rtol=1e-4, atol=1e-8)
+    pub = {k: float(v[0]) for k, v in model.to_public(th[0]).items()}
+    assert 0.0 <= pub["lo"] <= pub["hi"] <= 100.0 and pub["k"] > 0
+    np.testing.assert_allclose(model.from_public(pub), th[0], rtol=1e-6, atol=1e-8)

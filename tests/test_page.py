@@ -25,9 +25,11 @@ def tricky_fits(source: str) -> list[dict]:
     for p, est, lo, hi in [("E", 1.97e-16, 1.97e-16, 0.0182), ("A", 406.4, 12.0, 2.29e132), ("B", 410.7, None, None),
                            ("alpha", 0.3392, 0.3123, 0.3711), ("beta", 0.2849, 0.2611, 0.3101), ("a", 0.4565, 0.44, 0.47)]:
         rows.append({"source": source, "law": "chinchilla", "target": "val_loss/all", "parameter": p, "estimate": est,
-                     "se": None, "ci95_low": lo, "ci95_high": hi, "n_points": 6, "method": "{}", "extrapolation_rel_err": 0.0123})
+                     "se": None, "ci95_low": lo, "ci95_high": hi, "n_points": 6, "method": "{}", "extrapolation_rel_err": 0.0123,
+                     "identified": True, "identification": None})
     rows += [{"source": source, "law": "sigmoid_compute", "target": "accuracy/mmlu", "parameter": p, "estimate": v,
-              "se": None, "ci95_low": v * 0.8, "ci95_high": v * 1.3, "n_points": 3, "method": "{}", "extrapolation_rel_err": None}
+              "se": None, "ci95_low": v * 0.8, "ci95_high": v * 1.3, "n_points": 3, "method": "{}", "extrapolation_rel_err": None,
+              "identified": True, "identification": None}
              for p, v in [("lo", 25.0), ("hi", 80.0), ("k", 1.2), ("C_mid", 3.1e23), ("C_growth", 5.2e22), ("C_saturation", 1.9e24)]]
     return rows
 

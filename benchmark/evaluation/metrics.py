@@ -51,6 +51,13 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 )}
 
 
+def bounded(name: str) -> bool:
+    """Whether metric `name` (a registry name, or '<metric>/<task>') lives in a finite range, as BLEU, ROUGE and
+    accuracy do in [0, 100]: its errors are judged in metric points, not as a fraction of the value."""
+    m = METRICS.get(name.split("/", 1)[0])
+    return m is not None and math.isfinite(m.range[1])
+
+
 def for_task_kind(kind: str) -> tuple[str, ...]:
     """Names of the metrics a task of this kind is scored with (besides val_loss)."""
     return tuple(m.name for m in METRICS.values() if m.kind == kind)

@@ -97,11 +97,87 @@ def fits_section(fits: Sequence[Mapping[str, Any]], fit_method: str) -> str:
     if not fits:
         return "\n".join(lines + ["No fits in this release.", ""])
     lines += ["| law | target | parameter | estimate | SE | 95 % CI | points |", "|---|---|---|---|---|---|---|"]
+    shown = set()
     for f in fits:
+        if f.get("identified") is False:  # not numbers: the data do not determine this fit
+            if (f["law"], f["target"]) not in shown:
+                shown.add((f["law"], f["target"]))
+                lines.append(f"| {md_cell(str(f['law']))} | {md_cell(str(f['target']))} | – | "
+                             f"not identified ({md_cell(str(f.get('identification') or ''))}) | – | – | {_num(f.get('n_points'))} |")
+            continue
         ci = f"{_num(f.get('ci95_low'))} – {_num(f.get('ci95_high'))}" if f.get("ci95_low") is not None else "–"
         lines.append(f"| {md_cell(str(f['law']))} | {md_cell(str(f['target']))} | {md_cell(str(f['parameter']))} | "
                      f"{_num(f['estimate'])} | {_num(f.get('se'))} | {ci} | {_num(f.get('n_points'))} |")
     return "\n".join(lines + [""])
+
+
+def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
+    """Seed spread per grid point (rows of the `points` table): relative std of validation loss and the std of each
+    headline downstream metric, and plainly whether every point is within quality.SEED_REL_TARGET."""
+    from benchmark.evaluation.metrics import LOSS, downstream_headline
+    from benchmark.scaling.quality import SEED_REL_TARGET
+
+    heads = [(m.name, m.headline_task, m.label) for m in downstream_headline()]
+    by: dict[tuple, dict] = {}
+    for p in points:
+        by.setdefault((p["n_params"], p["tokens"], p["model_size"]), {})[(p["metric"], p["task"])] = p
+    lines = ["| point | N | D | seeds | val loss (mean) | val loss rel. std | " + " | ".join(f"{h[2]} std" for h in heads) + " |",
+             "|---" * (6 + len(heads)) + "|"]
+    rels = []
+    for (n, d, size), row in sorted(by.items()):
+        loss = row.get((LOSS, "all"))
+        if loss is None:
+            continue
+        rel = loss["rel_std"]
+        if rel is not None:
+            rels.append((rel, f"{size} N={n:,} D={d:,}"))
+        cells = [("–" if row.get((m, t)) is None or row[(m, t)]["std"] is None else f"{row[(m, t)]['std']:.2f}") for m, t, _ in heads]
+        lines.append(f"| {size} | {n:,} | {d:,} | {loss['n_seeds']} | {loss['mean']:.4f} | "
+                     f"{'–' if rel is None else f'{100 * rel:.2f} %'} | " + " | ".join(cells) + " |")
+    if not rels:
+        verdict = "No grid point has more than one seed: the seed spread is not measured."
+    else:
+        over = [f"{where} ({100 * r:.2f} %)" for r, where in sorted(rels, reverse=True) if r > SEED_REL_TARGET]
+        worst = max(rels)
+        verdict = (f"{len(rels)} of {len(by)} points have seed replicates. " +
+                   (f"Every one is within {100 * SEED_REL_TARGET:g} % (relative std of validation loss; largest "
+                    f"{100 * worst[0]:.2f} % at {worst[1]})." if not over else
+                    f"Not every point is within {100 * SEED_REL_TARGET:g} %: {', '.join(over)}."))
+    return "\n".join([verdict, "", *lines, ""])
+
+
+def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
+    """Per law and target of the local fits (fits.json): the held-out error beside the seed spread of the held-out
+    points and whether it meets the targets (words from benchmark.scaling.quality.verdict); downstream(target) says
+    whether a target is judged in metric points."""
+    from benchmark.scaling.quality import DOWNSTREAM_ABS_TARGET, LOSS_REL_TARGET, SEED_SPREAD_FACTOR, verdict
+
+    head = (f"Fitted without the largest-compute points, each law predicts them; a point's observation is the mean of its "
+            f"seed replicates. Targets: loss laws within {100 * LOSS_REL_TARGET:g} % and within {SEED_SPREAD_FACTOR:g}x the "
+            f"seed spread of the held-out points; downstream laws within {DOWNSTREAM_ABS_TARGET:g} points.")
+    lines = [f"- {md_cell(verdict(f, downstream(f['target'])))}" for f in sorted(fits, key=lambda f: (f["target"], f["law"]))]
+    return "\n".join([head, "", *(lines or ["No fits in this release."]), ""])
+
+
+def phases_section(fits: Sequence[Mapping[str, Any]]) -> str:
+    """Where growth slows, per downstream metric (sigmoid of log C, Owen 2024): the inflection C_mid and C_slowdown,
+    where the gain per doubling of compute has fallen to half its peak, with 95 % bootstrap intervals."""
+    lines = []
+    for f in sorted(fits, key=lambda f: f["target"]):
+        if f["law"] != "sigmoid_compute":
+            continue
+        if f.get("identified") is False:
+            lines.append(f"- {md_cell(f['target'])}: not identified ({md_cell(f.get('identification') or '')})")
+            continue
+        parts = []
+        for name, what in (("C_mid", "inflection"), ("C_slowdown", "growth slows past")):
+            est, ci = f["params"].get(name), f["ci95"].get(name)
+            if est is None:
+                parts.append(f"{what}: –")
+                continue
+            parts.append(f"{what} {name} = {est:.3g} FLOP " + (f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "(no interval)"))
+        lines.append(f"- {md_cell(f['target'])}: " + "; ".join(parts))
+    return "\n".join(lines or ["No sigmoid of log C was fitted."]) + "\n"
 
 
 def metrics_section(signatures: Mapping[str, str]) -> str:

@@ -49,25 +49,44 @@ def _by_size(runs: list[dict]) -> dict[str, list[dict]]:
     return out
 
 
+def _means(rs: list[dict], value: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(C, mean, seed std; 0 for one seed) per grid point of one size's runs: replicates (same N and D, another
+    seed) become one point (benchmark.results.points.point_stats)."""
+    from benchmark.results.points import point_stats
+
+    by: dict[tuple, list[float]] = {}
+    for r in rs:
+        if r["run_id"] in value:
+            by.setdefault((r["flops"], r["tokens"]), []).append(value[r["run_id"]])
+    stats = [(c, point_stats(v)) for (c, _), v in sorted(by.items())]
+    return (np.array([c for c, _ in stats]), np.array([s["mean"] for _, s in stats]),
+            np.array([s["std"] or 0.0 for _, s in stats]))
+
+
+def _points(ax, C, V, err, st, cutoff, **kw) -> None:
+    """Per-point means with seed-std error bars (where a point has replicates); held-out points hollow."""
+    ax.errorbar(C, V, yerr=np.where(err > 0, err, np.nan) if (err > 0).any() else None, linestyle="none",
+                marker=st["marker"], color=st["color"], markersize=5, capsize=2, elinewidth=0.8, **kw)
+    held = np.array([cutoff is not None and c >= cutoff for c in C])
+    if held.any():
+        ax.plot(C[held], V[held], linestyle="none", marker=st["marker"], markersize=7, markerfacecolor="white",
+                markeredgecolor=st["color"], zorder=3)  # above the error bar's filled marker
+
+
 def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, draws: list[dict] | None,
                     cutoff: float | None, law_predict=None):
-    """Validation loss against training FLOPs, one line per size, the fitted L(N, D) through each
-    size (D = C / 6N) with its bootstrap 95 % band; runs above the extrapolation cutoff are hollow."""
+    """Validation loss against training FLOPs, one line per size (each point the mean of its seed replicates, error
+    bars their std), the fitted L(N, D) through each size (D = C / 6N) with its bootstrap 95 % band; points held
+    out of the fit (C at or above the extrapolation cutoff) are hollow."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(5.0, 3.6))
     groups = _by_size([r for r in runs if r["run_id"] in loss])
     styles = size_styles(list(groups))
     for size, rs in groups.items():
         st = styles[size]
-        C = np.array([r["flops"] for r in rs])
-        L = np.array([loss[r["run_id"]] for r in rs])
+        C, L, err = _means(rs, loss)
         n = rs[0]["n_params"]
-        ax.plot(C, L, linestyle="none", marker=st["marker"], color=st["color"], markersize=5,
-                label=f"{size} (N={n / 1e6:.2g}M)")
-        held = np.array([cutoff is not None and c > cutoff for c in C])
-        if held.any():
-            ax.plot(C[held], L[held], linestyle="none", marker=st["marker"], markersize=7, markerfacecolor="white",
-                    markeredgecolor=st["color"])
+        _points(ax, C, L, err, st, cutoff, label=f"{size} (N={n / 1e6:.2g}M)")
         if fit is not None and law_predict is not None:
             grid = np.geomspace(C.min() / 1.5, C.max() * 1.5, 60)
             ax.plot(grid, law_predict(fit["params"], N=np.full_like(grid, n), D=grid / (6 * n)), color=st["color"],
@@ -133,8 +152,10 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
 
 
 def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curves: dict[tuple[str, str], list[tuple[str, object]]],
-               cutoff: float | None):
-    """BLEU, ROUGE-L and accuracy against compute, one marker per size, with the fitted curves."""
+               cutoff: float | None, marks: dict[tuple[str, str], list[tuple[str, float, list | None]]] | None = None):
+    """BLEU, ROUGE-L and accuracy against compute, one marker per size (per-point means, seed-std error bars), with
+    the fitted curves; marks: (label, C, 95 % interval) per panel, drawn as vertical lines with interval bands
+    (the sigmoid's inflection C_mid and C_slowdown, where the gain per doubling of C has halved)."""
     plt = _plt()
     panels = [(m.name, m.headline_task, m.label) for m in downstream_metrics()]
     fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 3.0))
@@ -143,22 +164,24 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
     for ax, (metric, task, label) in zip(axes, panels):
         allC = []
         for size, rs in groups.items():
-            pts = [(r["flops"], values[(r["run_id"], task, metric)]) for r in rs if (r["run_id"], task, metric) in values]
-            if not pts:
+            value = {r["run_id"]: values[(r["run_id"], task, metric)] for r in rs if (r["run_id"], task, metric) in values}
+            if not value:
                 continue
-            C, V = map(np.array, zip(*pts))
+            C, V, err = _means(rs, value)
             allC += list(C)
-            st = styles[size]
-            ax.plot(C, V, marker=st["marker"], color=st["color"], linestyle="none", label=size)
-            held = np.array([cutoff is not None and c > cutoff for c in C])
-            if held.any():
-                ax.plot(C[held], V[held], linestyle="none", marker=st["marker"], markersize=8,
-                        markerfacecolor="white", markeredgecolor=st["color"])
+            _points(ax, C, V, err, styles[size], cutoff, label=size)
         if allC:
             grid = np.geomspace(min(allC) / 1.5, max(allC) * 1.5, 80)
             for j, (name, fn) in enumerate(curves.get((metric, task), [])):
                 ax.plot(grid, fn(grid), color="k", linestyle=LINESTYLES[j], linewidth=1, label=name)
+        for j, (name, c, ci) in enumerate((marks or {}).get((metric, task), [])):
+            shade = ("tab:blue", "tab:red")[j % 2]
+            ax.axvline(c, color=shade, linestyle=("--", ":")[j % 2], linewidth=1, label=name)
+            if ci and ci[0] is not None and ci[1] is not None:
+                ax.axvspan(ci[0], ci[1], color=shade, alpha=0.1, linewidth=0)
         ax.set_xscale("log")
+        if allC:  # a mark or band far outside the grid must not squash the data
+            ax.set_xlim(min(allC) / 3, max(allC) * 3)
         ax.set_xlabel("training compute (FLOP)")
         ax.set_ylabel(label)
         ax.set_title(f"{task}", fontsize=9)

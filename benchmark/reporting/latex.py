@@ -5,15 +5,17 @@ nearer end is kept to two significant digits and the estimate and both ends are 
 1.8166 [1.769, 1.871] prints as 1.817 [1.769, 1.871] and 477.8 [285, 744] as 480 [290, 740]).
 A parameter whose estimate sits at the bound of its domain (E -> 0: the Huber fit put the
 irreducible loss at zero) prints as 0 with its upper end; one whose interval spans more than
-UNIDENTIFIED_DECADES decades, or has no interval, prints as unidentified.
+UNIDENTIFIED_DECADES decades, or has no interval, prints as unidentified (the rule and its thresholds:
+benchmark.scaling.quality, which also flags whole fits as not identified).
 """
 from __future__ import annotations
 
 import math
+import re
 from typing import Iterable, Sequence
 
-UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6: the data do not pin the parameter down
-AT_BOUND = 1e-8             # an estimate below this (for parameters bounded below by 0) is at the bound
+from benchmark.scaling.quality import UNIDENTIFIED_DECADES, at_bound, spans_decades
+
 POSITIVE = {"E", "A", "B", "alpha", "beta", "N_c", "D_c", "alpha_N", "alpha_D", "C_mid", "C_growth", "C_saturation",
             "N_opt", "D_opt", "a", "b"}
 TEX_NAMES = {"alpha": r"\alpha", "beta": r"\beta", "alpha_N": r"\alpha_N", "alpha_D": r"\alpha_D", "N_c": "N_c",
@@ -31,7 +33,8 @@ def escape(text: str) -> str:
     out = []
     for ch in str(text):
         out.append({"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}.get(ch, ch))
+                    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "<": r"\textless{}",
+                    ">": r"\textgreater{}"}.get(ch, ch))
     return "".join(out)
 
 
@@ -73,18 +76,20 @@ def interval_cell(name: str, est: float | None, ci: Sequence[float] | None) -> t
     """(cell text, footnote mark or None) of an estimate with its 95 % interval."""
     if est is None or not math.isfinite(est):
         return "--", None
-    if name in POSITIVE and 0 <= est < AT_BOUND:
+    if name in POSITIVE and at_bound(est, 0.0):
         hi = ci[1] if ci and ci[1] is not None and math.isfinite(ci[1]) else None
         return ("$0\\ [0,\\ " + number(hi)[1:-1] + "]$" if hi else "$0$") + r"\textsuperscript{b}", "b"
     if not ci or ci[0] is None or ci[1] is None or not (math.isfinite(ci[0]) and math.isfinite(ci[1])):
         return number(est) + r"\textsuperscript{u}", "u"
     lo, hi = ci
-    if name in POSITIVE and (lo > 0 and math.log10(hi / lo) > UNIDENTIFIED_DECADES
-                             or lo <= 0 < est and hi / est > 10 ** UNIDENTIFIED_DECADES):
+    if name in POSITIVE and spans_decades(est, lo, hi):
         return number(est, _decimals(est)) + r"\textsuperscript{u}", "u"
     sides = [w for w in (est - lo, hi - est) if w > 0]  # the nearer end sets the digits (skewed intervals)
+    if not sides and est == 0:  # e.g. a bounded floor lo = 0 [0, 0]
+        return "$0\\ [0,\\ 0]$", None
     place = _decimals(min(sides)) if sides else _decimals(est) - 1
-    place = min(place, _decimals(est) + 1)  # never fewer than one significant digit of the estimate
+    if est != 0:
+        place = min(place, _decimals(est) + 1)  # never fewer than one significant digit of the estimate
     return triple(est, lo, hi, place), None
 
 
@@ -105,12 +110,17 @@ FOOTNOTES = {"b": r"\textsuperscript{b}\,At the bound of its domain ($\geq 0$): 
                   f"{UNIDENTIFIED_DECADES:g} decades; the data do not determine this parameter."}
 
 
-def table(columns: Sequence[str], rows: Iterable[tuple[str, dict[str, tuple[float | None, Sequence[float] | None]], str]],
+def table(columns: Sequence[str], rows: Iterable[tuple[str, dict[str, tuple[float | None, Sequence[float] | None]] | str, str]],
           caption: str, label: str, extra_head: str = "") -> str:
-    """booktabs table: one row per (row label, {column: (estimate, ci)}, last cell), columns = parameter names."""
+    """booktabs table: one row per (row label, {column: (estimate, ci)}, last cell), columns = parameter names; a
+    text instead of the cells (e.g. 'not identified (...)') spans the parameter columns."""
     marks: set[str] = set()
     body = []
     for name, cells, last in rows:
+        if isinstance(cells, str):  # numbers in the text (1.98e-07) in math mode, as everywhere else
+            text = re.sub(r"-?\d+(?:\.\d+)?e[+-]?\d+", lambda m: number(float(m.group())), escape(cells))
+            body.append(escape(name) + f" & \\multicolumn{{{len(columns)}}}{{l}}{{{text}}} & {last} \\\\")
+            continue
         out = []
         for c in columns:
             est, ci = cells.get(c, (None, None))

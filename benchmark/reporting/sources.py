@@ -48,7 +48,8 @@ def group_fits(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for r in rows:
         g = groups.setdefault((r["source"], r["law"], r["target"]), {
             "source": r["source"], "law": r["law"], "target": r["target"], "params": {}, "ci95": {},
-            "n_points": r["n_points"], "rel_err": r["extrapolation_rel_err"]})
+            "n_points": r["n_points"], "rel_err": r["extrapolation_rel_err"],
+            "identified": r.get("identified") is not False, "identification": r.get("identification")})
         g["params"][r["parameter"]] = r["estimate"]
         if r["ci95_low"] is not None and r["ci95_high"] is not None:
             g["ci95"][r["parameter"]] = [r["ci95_low"], r["ci95_high"]]
@@ -61,7 +62,8 @@ def _rel(g: dict) -> str:
 
 def law_tex(law: str, groups: list[dict[str, Any]]) -> str:
     """Parameters of one law by source and target, with the held-out error."""
-    rows = [(f"{g['source']}: {g['target']}", {p: (g["params"].get(p), g["ci95"].get(p)) for p in LAW_PARAMS[law]},
+    rows = [(f"{g['source']}: {g['target']}", {p: (g["params"].get(p), g["ci95"].get(p)) for p in LAW_PARAMS[law]}
+             if g["identified"] else f"not identified ({g['identification'] or ''})",
              f"{_rel(g)} & {g['n_points']}") for g in groups if g["law"] == law]
     cap = (f"{LAW_TITLES[law]} fitted to each source with the same method, 95\\,\\% bootstrap intervals; "
            r"err: mean $|$relative error$|$ on the held-out largest-compute 20\,\% of runs (fitted without them).")
@@ -172,6 +174,8 @@ def card_blocks(data: dict[str, list[dict[str, Any]]], groups: list[dict[str, An
             continue  # per-family fits: in the fits table and the page
         ps = ", ".join(f"{p} = {_num(g['params'][p])}" + (f" [{_num(g['ci95'][p][0])}, {_num(g['ci95'][p][1])}]" if p in g["ci95"] else "")
                        for p in LAW_PARAMS[g["law"]] if p in g["params"])
+        if not g["identified"]:
+            ps = f"not identified ({g['identification'] or ''})"
         rel = "–" if g["rel_err"] is None else f"{100 * g['rel_err']:.2f} %"
         key.append(f"| `{g['source']}` | {g['law']} | {md_cell(g['target'])} | {md_cell(ps)} | {rel} | {g['n_points']} |")
     return [("Imported sources", text), ("Fits across sources", "\n".join(key))]

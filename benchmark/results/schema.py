@@ -114,7 +114,26 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("ci95_high", "float", "97.5th bootstrap percentile.", nullable=True),
         _c("n_points", "int", "Points used in the fit."),
         _c("method", "string", "JSON of the fit settings (loss, delta, optimizer, starts, bootstrap resamples, seed)."),
-        _c("extrapolation_rel_err", "float", "Mean |relative error| on held-out largest-compute runs, fitted without them.", "fraction", nullable=True),
+        _c("extrapolation_rel_err", "float", "Mean |relative error| on the held-out largest-compute grid points (each the mean of its seed replicates), fitted without them.", "fraction", nullable=True),
+        _c("identified", "bool", "False when the data do not determine the fit: a parameter without a bootstrap interval, or one spanning more than 6 decades, or a non-finite or out-of-range held-out prediction (benchmark/scaling/quality.py); its numbers are then not to be read. Null for rows written before this column.", nullable=True),
+        _c("identification", "string", "Why the fit is not identified (the parameters and the rule); null when it is.", nullable=True),
+    ),
+    # Derived by collect from runs and metrics: the replicates (same size and tokens, another seed) of each grid point.
+    "points": (
+        _c("source", "string", "Where the rows come from (see runs.source)."),
+        _c("model_size", "string", "runs.model_size of the point's runs."),
+        _c("n_params", "int", "N of the point (runs.n_params).", "parameters"),
+        _c("tokens", "int", "D of the point (runs.tokens).", "tokens"),
+        _c("metric", "string", "Metric name (see metrics.metric)."),
+        _c("task", "string", "Task name (see metrics.task)."),
+        _c("flops", "float", "C = 6 N D of the point (runs.flops).", "FLOP"),
+        _c("n_seeds", "int", "Completed runs (seed replicates) of the point with this metric."),
+        _c("mean", "float", "Mean of the metric over the replicates.", "see metric"),
+        _c("std", "float", "Seed-to-seed standard deviation (ddof 1); null for a single seed.", "see metric", nullable=True),
+        _c("rel_std", "float", "std / |mean|; null for a single seed or a zero mean.", "fraction", nullable=True),
+        _c("min", "float", "Smallest value over the replicates.", "see metric"),
+        _c("max", "float", "Largest value over the replicates.", "see metric"),
+        _c("run_ids", "string", "The replicates' run ids, comma-separated, in order."),
     ),
     "literature": (
         _c("source", "string", "Short citation key, e.g. 'hoffmann2022'."),
@@ -155,6 +174,14 @@ def columns(table: str) -> tuple[Column, ...]:
 
 def column_names(table: str) -> list[str]:
     return [c.name for c in columns(table)]
+
+
+# Leading columns that identify a row (tables are read and written in this order): the first 4, but points needs 6.
+KEY_COLUMNS = {"points": 6}
+
+
+def key_columns(table: str) -> list[str]:
+    return column_names(table)[:KEY_COLUMNS.get(table, 4)]
 
 
 def duckdb_ddl(table: str) -> str:

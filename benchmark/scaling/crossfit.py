@@ -25,6 +25,9 @@ PYTHIA_MIN_STEP = 1000  # checkpoints after the 1 % warm-up (1430 steps) is most
 PYTHIA_BENCHMARKS = ("lambada_openai", "piqa", "sciq", "arc_easy", "arc_challenge", "winogrande", "logiqa", "wsc")
 FAMILY_MIN_RUNS = 5     # families with fewer models are fitted only in the pooled fit
 GROWTH = 0.1            # the growth phase spans 10 % to 90 % of a sigmoid's rise; above 90 %: saturation
+# The gain per doubling of C, k (hi - lo) s (1 - s) ln 2 with s the logistic in log C, peaks at C_mid and falls to
+# half its peak where s = (1 +/- 1/sqrt 2) / 2, i.e. at log C = log C_mid +/- ln(3 + 2 sqrt 2) / k: C_slowdown, the + side.
+HALF_PEAK_GAIN = math.log(3.0 + 2.0 * math.sqrt(2.0))
 
 
 def points(con, source: str, metric: str, task: str, loss: tuple[str, str] | None = None,
@@ -47,30 +50,33 @@ def points(con, source: str, metric: str, task: str, loss: tuple[str, str] | Non
 
 
 def phases(res: FitResult) -> FitResult:
-    """Add the growth and saturation phases of a sigmoid of log C: C_growth, where the metric has risen
-    10 % of the way from lo to hi, and C_saturation, 90 % (C_mid 9^(-/+1/k)), with bootstrap intervals
-    from the kept draws."""
+    """Add the phases of a sigmoid of log C (Owen 2024): C_growth, where the metric has risen 10 % of the way
+    from lo to hi, C_saturation, 90 % (C_mid 9^(-/+1/k)), and C_slowdown, past the inflection C_mid, where the
+    gain per doubling of compute has fallen to half its peak (C_mid exp(ln(3 + 2 sqrt 2) / k)); bootstrap
+    intervals from the kept draws (C_mid's is the fit's own)."""
     if res.law != "sigmoid_compute":
         return res
     odds = math.log((1 - GROWTH) / GROWTH)
+    where = {"C_growth": -odds, "C_saturation": odds, "C_slowdown": HALF_PEAK_GAIN}
 
-    def at(p: dict, sign: float) -> float:
+    def at(p: dict, name: str) -> float:
         if not (p["k"] > 0 and p["C_mid"] > 0):
             return math.nan
-        log_c = math.log(p["C_mid"]) + sign * odds / p["k"]
+        log_c = math.log(p["C_mid"]) + where[name] / p["k"]
         return math.exp(log_c) if abs(log_c) < 700 else math.nan  # a flat draw (k -> 0) has no phases
 
-    params = {**res.params, "C_growth": at(res.params, -1), "C_saturation": at(res.params, 1)}
+    params = {**res.params, **{name: at(res.params, name) for name in where}}
     se, ci = dict(res.se), dict(res.ci95)
-    for name, sign in (("C_growth", -1.0), ("C_saturation", 1.0)):
-        v = np.array([at(d, sign) for d in res.draws])
+    for name in where:
+        v = np.array([at(d, name) for d in res.draws])
         v = v[np.isfinite(v) & (v > 0)]
         if v.size >= 10:
             lv = np.log(v)
             se[name] = float(np.std(v, ddof=1))
             ci[name] = [float(np.exp(np.percentile(lv, 2.5))), float(np.exp(np.percentile(lv, 97.5)))]
     method = {**res.method, "phases": f"growth from C_growth ({GROWTH:.0%} of the rise) to C_saturation ({1 - GROWTH:.0%}); "
-                                      f"intervals from {len(res.draws)} bootstrap draws"}
+                                      "inflection at C_mid; growth slows (gain per doubling of C below half its peak) "
+                                      f"past C_slowdown; intervals from {len(res.draws)} bootstrap draws"}
     return replace(res, params=params, se=se, ci95=ci, method=method)
 
 
@@ -82,10 +88,14 @@ def phase_at(params: dict, C: float) -> str:
 
 
 def _downstream(pts: Points, target: str, s: dict, settings, two_step: bool) -> tuple[list[FitResult], list[str]]:
+    from benchmark.scaling.targets import metric_range
+
     out, skipped = [], []
     for law in ("sigmoid_compute", "two_step", "seed_law") if two_step else ("sigmoid_compute",):
         try:
-            res = fit_two_step(pts, settings, target=target) if law == "two_step" else fit(law, pts, settings, target=target)
+            rng = metric_range(target)
+            res = (fit_two_step(pts, settings, target=target, y_range=rng) if law == "two_step"
+                   else fit(law, pts, settings, target=target, y_range=rng))
             out.append(phases(res))
         except FitError as e:
             skipped.append(f"{law} on {target}: {e}")
@@ -94,7 +104,7 @@ def _downstream(pts: Points, target: str, s: dict, settings, two_step: bool) -> 
 
 def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
     """Every fit of one imported source (see the module docstring)."""
-    from benchmark.scaling.targets import fit_settings, fit_target, load_targets
+    from benchmark.scaling.targets import fit_settings, fit_target, load_targets, metric_range
 
     loss_settings, down_settings = fit_settings(s), fit_settings(s, downstream=True)
     results, skipped = [], []
@@ -103,7 +113,7 @@ def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
         loss = points(con, source, *PYTHIA_LOSS.split("/"), min_tokens=min_tokens)
         for law in ("chinchilla", "kaplan_nd"):
             try:
-                results.append(fit(law, loss, loss_settings, target=PYTHIA_LOSS))
+                results.append(fit(law, loss, loss_settings, target=PYTHIA_LOSS, y_range=metric_range(PYTHIA_LOSS)))
             except FitError as e:
                 skipped.append(f"{law} on {PYTHIA_LOSS}: {e}")
         for task in PYTHIA_BENCHMARKS:
@@ -135,7 +145,7 @@ def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
             if source == "chinchilla" and target == "val_loss/all":
                 keep[np.argsort(pts.y)[::-1][:5]] = False  # Besiroglu et al. 2024 drop the 5 highest losses
             r, sk = fit_target(target, pts.subset(keep), s)
-            results += [phases(x) for x in r]
+            results += r  # fit_target adds the phases
             skipped += sk
     return results, skipped
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from benchmark.scaling import lbfgs, objectives
+from benchmark.scaling import lbfgs, objectives, quality
 from benchmark.scaling.laws import LAWS, chinchilla_allocation
 
 # Phase 1 screens every start: a coarse stop (an iteration gaining < 1e-7, i.e. ~1e-4 of the summed
@@ -88,6 +88,9 @@ class FitResult:
     extrapolation: dict[str, float] | None
     method: dict = field(default_factory=dict)
     draws: list[dict] = field(default_factory=list, repr=False)  # a few bootstrap parameter sets, for plots
+    identified: bool = True  # False: reported as "not identified (identification)", not as numbers (quality.identify)
+    unidentified: list[str] = field(default_factory=list)  # the parameters that are not
+    identification: str = ""  # why not
 
     def to_json(self) -> dict:
         """The fits.json object: plain floats (NaN and inf become None); draws are left out."""
@@ -151,12 +154,12 @@ def _residuals(law: str, pts: Points, settings: FitSettings) -> tuple[np.ndarray
     return pts.y, math.inf, float(np.std(pts.y)) or 1.0  # least squares on the metric
 
 
-def fit_point(law: str, pts: Points, settings: FitSettings = FitSettings()) -> PointFit:
+def fit_point(law: str, pts: Points, settings: FitSettings = FitSettings(), y_range: tuple[float, float] | None = None) -> PointFit:
     """Best fit from all of the law's starts: a phase-1 screen of every start (PHASE1; in float32
     for the 4500-start Chinchilla grid), then the best N_POLISH polished in float64 to a relative
-    tolerance, since the summed Huber loss is ~1e-3."""
+    tolerance, since the summed Huber loss is ~1e-3. A bounded law stays inside LAWS[law].fit_bounds(y_range)."""
     check(law, pts)
-    model = objectives.make_model(law, N=pts.N, D=pts.D, C=pts.C, L=pts.L)
+    model = objectives.make_model(law, y_range=y_range, N=pts.N, D=pts.D, C=pts.C, L=pts.L)
     y, delta, scale = _residuals(law, pts, settings)
     starts = model.starts(y)
     dtype = np.float32 if isinstance(model, objectives.Chinchilla) else np.float64
@@ -239,31 +242,61 @@ def holdout_split(C: np.ndarray, fraction: float) -> tuple[np.ndarray, float]:
     return C >= cutoff, cutoff
 
 
-def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_train: int) -> dict[str, float]:
-    """Mean and max |relative error| on held-out runs (None where an observed value is 0), and the mean |error|."""
-    err = np.abs(pred - obs)
-    rel = err / np.abs(obs) if np.all(obs != 0) else None
-    return {"rel_err": None if rel is None else float(rel.mean()), "max_rel_err": None if rel is None else float(rel.max()),
-            "abs_err": float(err.mean()), "n_heldout": int(obs.size), "n_train": int(n_train), "cutoff_flops": cutoff}
+def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_train: int,
+                        groups: list[np.ndarray] | None = None) -> dict[str, float]:
+    """Mean and max |relative error| on the held-out points (None where an observed value is 0), and the mean
+    |error|; with `groups` (the runs of each point, quality.replicate_groups) a point's observation is the mean
+    of its replicates, and the record gains their seed spread and whether the error is within twice it."""
+    groups = groups if groups is not None else [np.array([i]) for i in range(obs.size)]
+    obs_m = np.array([obs[g].mean() for g in groups])
+    with np.errstate(over="ignore", invalid="ignore"):
+        pred_m = np.array([pred[g].mean() for g in groups])
+        err = np.abs(pred_m - obs_m)
+    rel = err / np.abs(obs_m) if np.all(obs_m != 0) else None
+    out = {"rel_err": None if rel is None else float(rel.mean()), "max_rel_err": None if rel is None else float(rel.max()),
+           "abs_err": float(err.mean()), "n_heldout": int(obs.size), "n_heldout_points": len(groups),
+           "n_train": int(n_train), "cutoff_flops": cutoff,
+           "observed": [float(v) for v in obs_m], "predicted": [float(v) for v in pred_m]}
+    spread = quality.seed_spread(obs, groups)
+    out.update(spread)
+    out["within_2x_seed_spread"] = quality.within_seed_spread(out["rel_err"], out["abs_err"], spread)
+    return out
 
 
-def extrapolate(law: str, pts: Points, settings: FitSettings = FitSettings()) -> tuple[dict | None, str]:
-    """Fit on runs below the compute cutoff, predict the held-out largest-compute runs."""
+def extrapolate(law: str, pts: Points, settings: FitSettings = FitSettings(),
+                y_range: tuple[float, float] | None = None) -> tuple[dict | None, str]:
+    """Fit on runs below the compute cutoff (every replicate a row), predict the held-out largest-compute
+    points and compare with the mean of each point's replicates."""
     held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
     train = pts.subset(~held)
     try:
-        pf = fit_point(law, train, settings)
+        pf = fit_point(law, train, settings, y_range)
     except FitError as e:
         return None, f"no extrapolation: {e}"
     test = pts.subset(held)
     with np.errstate(over="ignore", invalid="ignore"):  # a wild fit may predict inf: reported as such
         pred = LAWS[law].predict(pf.params, **{k: getattr(test, k) for k in LAWS[law].inputs})
-    return extrapolation_error(pred, test.y, cutoff, train.n), ""
+    return extrapolation_error(pred, test.y, cutoff, train.n, quality.replicate_groups(test.N, test.D, test.C)), ""
 
 
-def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: str = "", holdout: bool = True) -> FitResult:
-    """Point fit, bootstrap intervals, allocation (chinchilla) and held-out extrapolation error."""
-    point = fit_point(law, pts, settings)
+def assess(res: FitResult, y_range: tuple[float, float] | None = None, names: tuple[str, ...] | None = None,
+           law: str | None = None) -> FitResult:
+    """res with identified / unidentified / identification set (quality.identify) from its intervals and held-out
+    predictions; names: the parameters with intervals (default: those of LAWS[law or res.law])."""
+    spec = LAWS.get(law or res.law)
+    names = names or (spec.params if spec else tuple(res.params))
+    bounds = spec.fit_bounds(y_range) if spec else {}
+    pred = (res.extrapolation or {}).get("predicted")
+    ok, bad, why = quality.identify(names, res.params, res.se, res.ci95, bounds, spec.levels if spec and spec.bounded else (),
+                                    pred, y_range, positive=bool(spec and spec.space == "log"))
+    return dataclasses.replace(res, identified=ok, unidentified=bad, identification=why)
+
+
+def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: str = "", holdout: bool = True,
+        y_range: tuple[float, float] | None = None) -> FitResult:
+    """Point fit, bootstrap intervals, allocation (chinchilla), held-out extrapolation error and identification;
+    y_range: the target metric's range (a bounded law's levels stay inside it; predictions outside are absurd)."""
+    point = fit_point(law, pts, settings, y_range)
     samples, n_used, n_degenerate = bootstrap(law, pts, point, settings) if settings.bootstrap else ({}, 0, 0)
     se, ci = summarise(samples)
     allocation = None
@@ -271,7 +304,7 @@ def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: st
         allocation = {k: float(v) for k, v in chinchilla_allocation(_allocation_flops(pts, settings), **{
             k: point.params[k] for k in ("A", "B", "alpha", "beta")}).items()}
         allocation["flops"] = _allocation_flops(pts, settings)
-    extra, why = (extrapolate(law, pts, settings) if holdout else (None, "")) if pts.C is not None else (None, "no compute to order runs by")
+    extra, why = (extrapolate(law, pts, settings, y_range) if holdout else (None, "")) if pts.C is not None else (None, "no compute to order runs by")
     spec = LAWS[law]
     method = {
         "formula": spec.formula, "citation": spec.citation,
@@ -284,14 +317,17 @@ def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: st
         "bootstrap_degenerate": n_degenerate, "bootstrap_starts": int(point.candidates.shape[0]),
         "seed": settings.seed, "holdout_fraction": settings.holdout_fraction,
     }
+    if spec.bounded:
+        method["bounds"] = {k: [lo, hi] for k, (lo, hi) in spec.fit_bounds(y_range).items()}
     if why:
         method["extrapolation_skipped"] = why
     names = LAWS[law].params
     draws = [{k: float(samples[k][i]) for k in names} for i in range(min(N_DRAWS, n_used))] if samples else []
-    return FitResult(law, target, point.params, se, ci, allocation, pts.n, extra, method, draws)
+    return assess(FitResult(law, target, point.params, se, ci, allocation, pts.n, extra, method, draws), y_range)
 
 
-def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str = "") -> FitResult:
+def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str = "",
+                 y_range: tuple[float, float] | None = None) -> FitResult:
     """Two-step downstream law (Dubey et al. 2024, Llama 3, Sec. 3.2.1; Bhagia et al. 2024, OLMo
     ladder): the task loss L(N, D) from a chinchilla fit, the metric as a sigmoid of the task loss.
     Bootstrap intervals are those of step 2 (step 1's are in the chinchilla fit of the task's
@@ -300,15 +336,15 @@ def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str
         raise FitError("two_step needs the task loss L of every run")
     loss = Points(y=pts.L, N=pts.N, D=pts.D, C=pts.C, ids=pts.ids)
     step1 = fit_point("chinchilla", loss, settings)
-    step2 = fit("sigmoid_loss", pts, settings, target, holdout=False)
+    step2 = fit("sigmoid_loss", pts, settings, target, holdout=False, y_range=y_range)
     held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
     train, test = pts.subset(~held), pts.subset(held)
     try:
         s1 = fit_point("chinchilla", Points(y=train.L, N=train.N, D=train.D, C=train.C, ids=train.ids), settings)
-        s2 = fit_point("sigmoid_loss", train, settings)
+        s2 = fit_point("sigmoid_loss", train, settings, y_range)
         with np.errstate(over="ignore", invalid="ignore"):
             pred = LAWS["sigmoid_loss"].predict(s2.params, L=LAWS["chinchilla"].predict(s1.params, N=test.N, D=test.D))
-        extra, why = extrapolation_error(pred, test.y, cutoff, train.n), ""
+        extra, why = extrapolation_error(pred, test.y, cutoff, train.n, quality.replicate_groups(test.N, test.D, test.C)), ""
     except FitError as e:
         extra, why = None, f"no extrapolation: {e}"
     method = {**step2.method, "formula": "L = E + A/N^alpha + B/D^beta; P = lo + (hi-lo)/(1 + exp(k (L - L_mid)))",
@@ -316,8 +352,9 @@ def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str
               "step1_objective": step1.objective, "intervals": "step 2 only"}
     if why:
         method["extrapolation_skipped"] = why
-    return dataclasses.replace(step2, law="two_step", params={**step1.params, **step2.params}, extrapolation=extra,
-                               method=method, draws=[])
+    res = dataclasses.replace(step2, law="two_step", params={**step1.params, **step2.params}, extrapolation=extra,
+                              method=method, draws=[])
+    return assess(res, y_range, LAWS["sigmoid_loss"].params, law="sigmoid_loss")
 
 
 def _plain(v):

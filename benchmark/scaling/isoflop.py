@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.scaling.engine import FitError, FitResult, FitSettings, Points, extrapolation_error, summarise
+from benchmark.scaling.engine import FitError, FitResult, FitSettings, Points, assess, extrapolation_error, summarise
 from benchmark.scaling.laws import FLOPS_PER_PARAM_TOKEN, group_budgets, isoflop_minimum, power_law_exponent
 
 MIN_RUNS = 3  # a parabola needs 3 distinct N
@@ -114,4 +114,4 @@ def fit_approach2(pts: Points, settings: FitSettings = FitSettings(), tolerance:
     if extra is None:
         method["extrapolation_skipped"] = f"needs >= 3 budgets with a minimum to hold the largest out; found {int(ok.sum())}"
     n_points = int(sum(len(g) for g in groups))
-    return FitResult("approach2", target, params, se, ci, allocation, n_points, extra, method)
+    return assess(FitResult("approach2", target, params, se, ci, allocation, n_points, extra, method), names=("a", "k"))

@@ -118,9 +118,13 @@ class Law:
     citation: str
     fn: Callable
     min_distinct: dict[str, int]  # distinct values each input needs for the parameters to be identified
-    # Where the law means what its paper says (the fit itself is unconstrained, as in Hoffmann et al.
-    # 2022; `outside` says which fitted parameters left this range)
+    # Where the law means what its paper says. A law with `bounded` False is fitted unconstrained (as in
+    # Hoffmann et al. 2022; `outside` says which fitted parameters left this range); one with `bounded`
+    # True is fitted inside them (objectives: a logistic/exp reparameterisation), its `levels` (parameters in
+    # the target's own units) also inside the target metric's range (benchmark.evaluation.metrics.METRICS).
     bounds: dict[str, tuple[float, float]]
+    bounded: bool = False
+    levels: tuple[str, ...] = ()
 
     def predict(self, params: dict[str, float], **inputs):
         """Evaluate with params as a dict, e.g. LAWS['chinchilla'].predict(p, N=N, D=D)."""
@@ -129,6 +133,13 @@ class Law:
     def outside(self, params: dict[str, float]) -> list[str]:
         """Names of the parameters outside `bounds` (empty when every one is inside)."""
         return [k for k in self.params if not self.bounds[k][0] <= params[k] <= self.bounds[k][1]]
+
+    def fit_bounds(self, y_range: tuple[float, float] | None = None) -> dict[str, tuple[float, float]]:
+        """`bounds` with each of `levels` narrowed to the target's range y_range (e.g. (0, 100) for BLEU)."""
+        if y_range is None:
+            return dict(self.bounds)
+        return {k: (max(lo, y_range[0]), min(hi, y_range[1])) if k in self.levels else (lo, hi)
+                for k, (lo, hi) in self.bounds.items()}
 
 
 POS, ANY = (0.0, math.inf), (-math.inf, math.inf)
@@ -150,9 +161,9 @@ LAWS: dict[str, Law] = {
                     {k: ANY for k in ("a", "b", "c", "gamma", "delta", "epsilon")}),
     "sigmoid_compute": Law("sigmoid_compute", ("lo", "hi", "k", "C_mid"), ("C",), "metric",
                            "P = lo + (hi-lo)/(1 + (C_mid/C)^k)", "Owen 2024", sigmoid_compute, {"C": 4},
-                           {"lo": ANY, "hi": ANY, "k": ANY, "C_mid": POS}),
+                           {"lo": ANY, "hi": ANY, "k": POS, "C_mid": POS}, bounded=True, levels=("lo", "hi")),
     "sigmoid_loss": Law("sigmoid_loss", ("lo", "hi", "k", "L_mid"), ("L",), "metric",
                         "P = lo + (hi-lo)/(1 + exp(k (L - L_mid)))",
                         "Dubey et al. 2024 (Llama 3), Sec. 3.2.1; Bhagia et al. 2024 (OLMo ladder)", sigmoid_loss, {"L": 4},
-                        {"lo": ANY, "hi": ANY, "k": ANY, "L_mid": ANY}),
+                        {"lo": ANY, "hi": ANY, "k": POS, "L_mid": ANY}, bounded=True, levels=("lo", "hi")),
 }

@@ -274,44 +274,68 @@ class SeedLaw(Parameterisation):
 
 
 class Sigmoid(Parameterisation):
-    """laws.sigmoid_compute (x = centred log C, s = +1) or laws.sigmoid_loss (x = centred L, s = -1) as
-    lo + (hi - lo) logistic(k s (x - x0))."""
+    """laws.sigmoid_compute (x = centred log C, s = +1) or laws.sigmoid_loss (x = centred L, s = -1) as lo + (hi - lo)
+    logistic(k s (x - x0)) inside LAWS[law].fit_bounds(y_range): k = exp(kappa) > 0 and, for a range [a, b],
+    lo = a + (b - a) logistic(p), hi = lo + (b - lo) logistic(q) (without one: lo = p, hi = p + exp(q))."""
 
-    names = ("lo", "hi", "k", "x0")
+    names = ("p", "q", "kappa", "x0")
 
-    def __init__(self, x, of: str):
+    def __init__(self, x, of: str, y_range: tuple[float, float] | None = None):
         self.of = of
         if of == "C":
             self.law, self.x, self.m, self.sign, self.mid = "sigmoid_compute", *_centred_log(x), 1.0, "C_mid"
         else:
             x = np.asarray(x, dtype=float)
             self.law, self.x, self.m, self.sign, self.mid = "sigmoid_loss", x - x.mean(), float(x.mean()), -1.0, "L_mid"
+        b = LAWS[self.law].fit_bounds(y_range)
+        self.range = (b["lo"][0], b["hi"][1]) if np.isfinite([b["lo"][0], b["hi"][1]]).all() else None
+
+    def _levels(self, p, q):
+        """(lo, hi, dlo/dp, dhi/dp, dhi/dq) of the internal p, q."""
+        if self.range is None:
+            eq = np.exp(np.minimum(q, 700.0))
+            return p, p + eq, np.ones_like(p), np.ones_like(p), eq
+        a, b = self.range
+        sp, sq = logistic(p), logistic(q)
+        lo = a + (b - a) * sp
+        dlo = (b - a) * sp * (1.0 - sp)
+        return lo, lo + (b - lo) * sq, dlo, dlo * (1.0 - sq), (b - lo) * sq * (1.0 - sq)
 
     def pred_jac(self, th):
-        lo, hi, k, x0 = (th[:, j:j + 1] for j in range(4))
+        p, q, kappa, x0 = (th[:, j:j + 1] for j in range(4))
+        lo, hi, dlo_p, dhi_p, dhi_q = self._levels(p, q)
+        k = np.exp(np.minimum(kappa, 700.0))
         dx = self.sign * (self.x - x0)
         sg = logistic(k * dx)
         ds = (hi - lo) * sg * (1.0 - sg)
-        return lo + (hi - lo) * sg, [1.0 - sg, sg, ds * dx, -ds * k * self.sign]
+        return lo + (hi - lo) * sg, [(1.0 - sg) * dlo_p + sg * dhi_p, sg * dhi_q, ds * dx * k, -ds * k * self.sign]
 
     def to_public(self, th):
-        lo, hi, k, x0 = np.atleast_2d(th).T
+        p, q, kappa, x0 = np.atleast_2d(th).T
+        lo, hi, *_ = self._levels(p, q)
         with np.errstate(over="ignore"):
             mid = np.exp(x0 + self.m) if self.of == "C" else x0 + self.m
-        return {"lo": lo, "hi": hi, "k": k, self.mid: mid}
+            return {"lo": lo, "hi": hi, "k": np.exp(kappa), self.mid: mid}
 
-    def from_public(self, p):
-        x0 = np.log(p[self.mid]) - self.m if self.of == "C" else p[self.mid] - self.m
-        return np.array([p["lo"], p["hi"], p["k"], x0])
+    def from_public(self, pub):
+        x0 = np.log(pub[self.mid]) - self.m if self.of == "C" else pub[self.mid] - self.m
+        lo, hi = float(pub["lo"]), float(pub["hi"])
+        p, q = lo, np.log(max(hi - lo, 1e-300))
+        if self.range is not None:
+            a, b = self.range
+            f_lo, f_hi = (np.clip(f, 1e-9, 1 - 1e-9) for f in ((lo - a) / (b - a), (hi - lo) / (b - lo)))
+            p, q = np.log(f_lo / (1.0 - f_lo)), np.log(f_hi / (1.0 - f_hi))
+        return np.array([p, q, np.log(pub["k"]), x0])
 
     def starts(self, y):
         span = max(float(np.ptp(y)), 1e-12)
         sx = max(float(np.ptp(self.x)), 1e-12)
         x0s = np.linspace(self.x.min() - 0.5 * sx, self.x.max() + 0.5 * sx, 5)
-        rows = itertools.product((y.min() - 0.05 * span, y.min() - span),
-                                 (y.max() + 0.05 * span, y.max() + span, y.max() + 5 * span),
-                                 (1 / sx, 4 / sx, 16 / sx), x0s)
-        return np.array(list(rows))
+        a, b = self.range or (-np.inf, np.inf)  # starts strictly inside the bounds
+        clip = lambda v: float(np.clip(v, a + 1e-3 * (b - a), b - 1e-3 * (b - a))) if self.range else v  # noqa: E731
+        return np.array([[*self.from_public({"lo": clip(lo), "hi": max(clip(hi), clip(lo)), "k": k, self.mid: 1.0})[:3], x0]
+                         for lo, hi, k, x0 in itertools.product((y.min() - 0.05 * span, y.min() - span),
+                         (y.max() + 0.05 * span, y.max() + span, y.max() + 5 * span), (1 / sx, 4 / sx, 16 / sx), x0s)])
 
 
 # law of benchmark.scaling.laws.LAWS -> (its parameterisation, extra arguments after the law's inputs)
@@ -322,12 +346,14 @@ PARAMETERISATIONS: dict[str, tuple[type[Parameterisation], tuple]] = {
 }
 
 
-def make_model(law: str, **inputs) -> Parameterisation:
-    """The parameterisation of `law` on its inputs (N, D, C, L: arrays of equal length; LAWS[law].inputs are read)."""
+def make_model(law: str, y_range: tuple[float, float] | None = None, **inputs) -> Parameterisation:
+    """The parameterisation of `law` on its inputs (N, D, C, L: arrays of equal length; LAWS[law].inputs are read);
+    a bounded law (LAWS[law].bounded) keeps its levels inside y_range, the target metric's range."""
     if law not in PARAMETERISATIONS:
         raise ValueError(f"no objective for law {law!r}")
     cls, extra = PARAMETERISATIONS[law]
-    return cls(*(inputs[k] for k in LAWS[law].inputs), *extra)
+    kw = {"y_range": y_range} if LAWS[law].bounded else {}
+    return cls(*(inputs[k] for k in LAWS[law].inputs), *extra, **kw)
 
 
 class Objective:

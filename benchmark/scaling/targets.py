@@ -78,10 +78,20 @@ def _kaplan_subset(law: str, pts: Points) -> Points:
     return pts
 
 
+def metric_range(target: str) -> tuple[float, float] | None:
+    """The range of the target's metric ('<metric>/<task>') in the metric registry; None for a metric it does not know."""
+    m = metric_registry.METRICS.get(target.split("/", 1)[0])
+    return None if m is None else tuple(m.range)
+
+
 def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list[str]]:
-    """Every law that applies to one target; the ones the data cannot support are listed with the reason."""
+    """Every law that applies to one target; the ones the data cannot support are listed with the reason.
+    Bounded laws stay inside the metric's range; a sigmoid of log C gets its phases (crossfit.phases)."""
+    from benchmark.scaling.crossfit import phases
+
     results, skipped = [], []
     laws = LOSS_LAWS if target.startswith(LOSS_METRIC + "/") else DOWNSTREAM_LAWS
+    rng = metric_range(target)
     for law in laws:
         settings = fit_settings(s, downstream=law in DOWNSTREAM_LAWS)
         try:
@@ -90,9 +100,9 @@ def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list
             elif law == "two_step":
                 if pts.L is None:
                     raise FitError(f"no {LOSS_METRIC} for the task of {target}")
-                res = fit_two_step(pts, settings, target=target)
+                res = fit_two_step(pts, settings, target=target, y_range=rng)
             else:
-                res = fit(law, _kaplan_subset(law, pts), settings, target=target)
+                res = phases(fit(law, _kaplan_subset(law, pts), settings, target=target, y_range=rng))
             results.append(res)
         except FitError as e:
             skipped.append(f"{law} on {target}: {e}")
@@ -112,7 +122,8 @@ def fit_rows(results: list[FitResult], source: str = LOCAL) -> list[dict]:
             lo, hi = r.ci95.get(name, (None, None))
             rows.append({"source": source, "law": r.law, "target": r.target, "parameter": name, "estimate": float(est),
                          "se": _finite(r.se.get(name)), "ci95_low": _finite(lo), "ci95_high": _finite(hi),
-                         "n_points": int(r.n_points), "method": method, "extrapolation_rel_err": _finite(extra)})
+                         "n_points": int(r.n_points), "method": method, "extrapolation_rel_err": _finite(extra),
+                         "identified": bool(r.identified), "identification": r.identification or None})
     return rows
 
 
@@ -120,15 +131,20 @@ def heldout_table(results: list[FitResult]) -> str:
     """Held-out extrapolation error of every law side by side, per target: the honest comparison
     of the seed law with the saturating and two-step laws (and of the loss laws with each other)."""
     lines = ["held-out extrapolation (fit below the compute cutoff, predict the largest-compute runs):",
-             f"  {'target':<26} {'law':<16} {'mean |rel err|':>14} {'max |rel err|':>14} {'mean |err|':>11} {'held out':>8}"]
+             f"  {'target':<26} {'law':<16} {'mean |rel err|':>14} {'max |rel err|':>14} {'mean |err|':>11} {'held out':>8} "
+             f"{'seed std':>9}"]
     for r in sorted(results, key=lambda r: (r.target, r.law)):
         e = r.extrapolation
+        if not r.identified:
+            lines.append(f"  {r.target:<26} {r.law:<16} not identified ({r.identification})")
+            continue
         if e is None:
             lines.append(f"  {r.target:<26} {r.law:<16} (none: {r.method.get('extrapolation_skipped', '')})")
             continue
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
+        seed = "–" if e.get("seed_std") is None else f"{e['seed_std']:.4g}"
         lines.append(f"  {r.target:<26} {r.law:<16} {fmt(e['rel_err']):>14} {fmt(e['max_rel_err']):>14} "
-                     f"{e['abs_err']:>11.4g} {e['n_heldout']:>8d}")
+                     f"{e['abs_err']:>11.4g} {e['n_heldout']:>8d} {seed:>9}")
     return "\n".join(lines)
 
 

@@ -2,7 +2,8 @@
 
 Reads `runs/<id>/{train.json,metrics.json,predictions.parquet}` for every run in params, checks each
 row against the schema (types and values), replaces the `local` rows of the DuckDB tables runs, metrics and
-predictions (loading twice gives the same rows), and writes `leaderboard/data/{runs,metrics,predictions}.parquet`:
+predictions (loading twice gives the same rows), derives `points` (the seed replicates of each grid point as one
+point with mean and spread; every run stays in `runs`), and writes `leaderboard/data/{runs,metrics,points,predictions}.parquet`:
 the database and the parquet files change together or not at all (benchmark/results/transaction.py).
 """
 from __future__ import annotations
@@ -15,6 +16,7 @@ from benchmark.results import db, io, schema
 from benchmark.evaluation import metrics as metrics_mod
 from benchmark.config import params as params_mod
 from benchmark.results.parquet import LOCAL, write_parquet
+from benchmark.results.points import points_rows
 
 
 
@@ -98,8 +100,9 @@ def collect(p: params_mod.Params, runs_dir: Path, db_path: Path, out_dir: Path) 
         db.replace_rows(con, "runs", runs, source=LOCAL)
         db.replace_rows(con, "metrics", metrics, source=LOCAL)
         db.replace_arrow(con, "predictions", predictions, source=LOCAL)
+        db.replace_rows(con, "points", points_rows(runs, metrics), source=LOCAL)  # replicates as one point with spread
         # Parquet from what the database now holds, so both always agree.
-        for table in ("runs", "metrics", "predictions"):
+        for table in ("runs", "metrics", "points", "predictions"):
             write_parquet(db.read_arrow(con, table, "source = ?", [LOCAL]), txn.stage(out_dir / "data" / f"{table}.parquet"))
     return {"runs": len(runs), "metrics": len(metrics), "predictions": predictions.num_rows}
 

@@ -52,6 +52,9 @@ def fits_tex(fits: list[dict], literature: list[dict]) -> str:
     for f in fits:
         if f["law"] != "chinchilla":
             continue
+        if f.get("identified") is False:  # a text across the parameter columns instead of numbers
+            rows.append((f"This grid: {f['target']}", f"not identified ({f.get('identification') or ''})", str(f["n_points"])))
+            continue
         vals = {**f["params"], **{k: v for k, v in (f.get("allocation") or {}).items() if k in ("a", "b")}}
         rows.append((f"This grid: {f['target']}", {n: (vals.get(n), f["ci95"].get(n)) for n in names}, str(f["n_points"])))
     pubs: dict[str, dict[str, float]] = {}
@@ -97,16 +100,22 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
                for g in groups if len(g) >= 3]
     written += figures.save(figures.isoflop(done, loss, budgets), out / "isoflop")
     values = {(r["run_id"], r["task"], r["metric"]): r["value"] for r in metrics}
-    curves = {}
+    curves, marks = {}, {}
     for m in figures.downstream_metrics():
         metric, task = m.name, m.headline_task
         target = f"{metric}/{task}"
-        cs = []
+        cs, ms = [], []
         f = _find(fits, "sigmoid_compute", target)
         if f is not None:
-            cs.append(("sigmoid of log C", lambda C, p=f["params"]: LAWS["sigmoid_compute"].predict(p, C=C)))
+            ok = f.get("identified", True)
+            cs.append(("sigmoid of log C" + ("" if ok else " (not identified)"),
+                       lambda C, p=f["params"]: LAWS["sigmoid_compute"].predict({k: p[k] for k in LAWS["sigmoid_compute"].params}, C=C)))
+            if ok:  # the phases (crossfit.phases) with their 95 % intervals
+                ms = [(label, f["params"][k], f["ci95"].get(k)) for k, label in
+                      (("C_mid", "inflection C_mid"), ("C_slowdown", "growth slows (C_slowdown)")) if f["params"].get(k)]
         curves[(metric, task)] = cs
-    written += figures.save(figures.downstream(done, values, curves, cutoff), out / "downstream")
+        marks[(metric, task)] = ms
+    written += figures.save(figures.downstream(done, values, curves, cutoff, marks), out / "downstream")
     ours = [(f"this grid ({f['target']})", f) for f in fits if f["law"] == "chinchilla" and f["target"] == LOSS_TARGET]
     ours += [("this grid (approach 2)", f) for f in fits if f["law"] == "approach2" and f["target"] == LOSS_TARGET]
     written += figures.save(figures.literature(ours, literature), out / "literature")
@@ -133,7 +142,12 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
         if r["signature"]:
             sigs.setdefault(r["metric"], r["signature"])
     figs = [Path(w).relative_to(out).as_posix() for w in written if w.endswith(".png")]
+    from benchmark.evaluation.metrics import bounded
+
     blocks = [("Leaderboard", table),
+              ("Seed spread per grid point", card.seed_spread_section(_read(data_dir, "points"))),
+              ("Held-out errors beside the noise", card.heldout_section(fits, bounded)),
+              ("Growth and saturation of the downstream metrics", card.phases_section(fits)),
               ("Figures", "\n\n".join(f"![{Path(f).stem}]({f})" for f in figs) + "\n\nPDF versions sit beside the PNGs; "
                "`tables/fits.tex` is the LaTeX (booktabs) table of the fitted parameters.")]
     method = ("Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta fitted by minimising the summed "

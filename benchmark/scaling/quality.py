@@ -1,0 +1,133 @@
+"""How good a fit is: replicates and their seed spread, identification, and the targets a held-out error must meet.
+
+The one home of every threshold the card's words come from. Replicates are runs of one grid point
+(same N and D, another seed); a fit uses every replicate as its own row, but a held-out error is
+measured against the per-point mean of the held-out replicates and set beside their seed spread.
+"""
+from __future__ import annotations
+
+import math
+from typing import Sequence
+
+import numpy as np
+
+from benchmark.results.points import point_stats
+
+UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6 (or an SE 10^6 x the estimate): not pinned down
+AT_BOUND = 1e-8             # a parameter bounded below by 0 with an estimate under this sits at its bound (E -> 0)
+LOSS_REL_TARGET = 0.03      # a loss law predicts the held-out points within 3 % (issue 13, Deliver 5) ...
+SEED_SPREAD_FACTOR = 2.0    # ... and within twice their measured seed spread
+DOWNSTREAM_ABS_TARGET = 5.0  # a downstream law within 5 points (BLEU, ROUGE, accuracy: [0, 100])
+SEED_REL_TARGET = 0.01      # a grid point's seed-to-seed std of validation loss within 1 % of its mean (Deliver 3)
+
+
+def replicate_groups(N: np.ndarray | None, D: np.ndarray | None, C: np.ndarray | None) -> list[np.ndarray]:
+    """Indices of the runs of each grid point (same N and D; same C where N or D is absent), in first-seen order."""
+    keys = list(zip(N, D)) if N is not None and D is not None else list(C) if C is not None else []
+    groups: dict = {}
+    for i, k in enumerate(keys):
+        groups.setdefault(k, []).append(i)
+    return [np.array(g) for g in groups.values()]
+
+
+def seed_spread(y: np.ndarray, groups: Sequence[np.ndarray]) -> dict[str, float | int | None]:
+    """Mean seed std and mean relative seed std over the points with >= 2 replicates (None where there are none)."""
+    stats = [point_stats(y[g]) for g in groups if len(g) > 1]
+    rel = [s["rel_std"] for s in stats if s["rel_std"] is not None]
+    return {"seed_std": float(np.mean([s["std"] for s in stats])) if stats else None,
+            "seed_rel_std": float(np.mean(rel)) if rel else None, "n_replicated": len(stats)}
+
+
+def within_seed_spread(rel_err: float | None, abs_err: float, spread: dict) -> bool | None:
+    """Held-out error within SEED_SPREAD_FACTOR x the seed spread (relative where both are, else absolute);
+    None without replicates."""
+    if rel_err is not None and spread.get("seed_rel_std") is not None:
+        return bool(rel_err <= SEED_SPREAD_FACTOR * spread["seed_rel_std"])
+    if spread.get("seed_std") is not None:
+        return bool(abs_err <= SEED_SPREAD_FACTOR * spread["seed_std"])
+    return None
+
+
+def at_bound(est: float, lower: float) -> bool:
+    """A parameter with domain [0, ...) estimated at (numerically) zero."""
+    return lower == 0 and 0 <= est < AT_BOUND
+
+
+def spans_decades(est: float, lo: float, hi: float, decades: float = UNIDENTIFIED_DECADES) -> bool:
+    """Whether the interval [lo, hi] spans more than `decades` decades: hi/lo on one side of zero; an interval
+    that straddles zero by its larger end against the estimate (the rule latex.py prints `u` for)."""
+    if lo > 0:
+        return math.log10(hi / lo) > decades
+    if hi < 0:
+        return math.log10(lo / hi) > decades
+    return est == 0 and hi > lo or est != 0 and max(abs(lo), abs(hi)) / abs(est) > 10 ** decades
+
+
+def identify(names: Sequence[str], params: dict, se: dict, ci: dict, bounds: dict, levels: Sequence[str] = (),
+             predicted: Sequence[float] | None = None, y_range: tuple[float, float] | None = None,
+             positive: bool = False) -> tuple[bool, list[str], str]:
+    """(identified, names of the parameters that are not, reason): a parameter is not identified when it has
+    no finite estimate or bootstrap interval, its interval spans more than UNIDENTIFIED_DECADES decades or its
+    SE exceeds 10^UNIDENTIFIED_DECADES x |estimate| (`levels`, held inside the metric's range by the fit, are
+    checked for an interval only; a parameter at the bound 0 is reported as such, not as unidentified).
+    The fit as a whole is not identified either when a held-out prediction is non-finite or outside
+    y_range (or not positive, for a positive target such as a loss)."""
+    bad, why = [], []
+    for name in names:
+        est, c, s = params.get(name), ci.get(name), se.get(name)
+        lower = bounds.get(name, (-math.inf, math.inf))[0]
+        if est is None or not math.isfinite(est):
+            bad.append(name), why.append(f"{name} is not finite")
+        elif at_bound(est, lower):
+            continue
+        elif not c or c[0] is None or c[1] is None or not (math.isfinite(c[0]) and math.isfinite(c[1])):
+            bad.append(name), why.append(f"{name} has no bootstrap interval")
+        elif name in levels:
+            continue
+        elif spans_decades(est, c[0], c[1]):
+            bad.append(name), why.append(f"95 % interval of {name} [{c[0]:.3g}, {c[1]:.3g}] spans > {UNIDENTIFIED_DECADES:g} decades")
+        elif s is None or not math.isfinite(s) or s > 10 ** UNIDENTIFIED_DECADES * abs(est):
+            bad.append(name), why.append(f"SE({name}) = {s:.3g} vs estimate {est:.3g}" if s is not None else f"SE({name}) not finite")
+    if predicted is not None and len(predicted):
+        p = np.asarray(predicted, dtype=float)
+        lo, hi = y_range if y_range is not None else (0.0 if positive else -math.inf, math.inf)
+        if not np.isfinite(p).all():
+            why.append("a held-out prediction is not finite")
+        elif (p < lo).any() or (p > hi).any() or positive and (p <= 0).any():
+            worst = p[np.argmax(np.maximum(lo - p, p - hi))]
+            why.append(f"held-out prediction {worst:.3g} outside the target's range [{lo:g}, {hi:g}]")
+    return not why, bad, "; ".join(why)
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.3g} %"
+
+
+def verdict(fit: dict, downstream: bool) -> str:
+    """One line on a fit's held-out error against the targets above, beside the measured seed spread."""
+    head = f"{fit['law']} on {fit['target']}"
+    if not fit.get("identified", True):
+        return f"{head}: not identified ({fit.get('identification') or 'see fits.json'})"
+    e = fit.get("extrapolation")
+    if not e:
+        return f"{head}: no held-out error ({(fit.get('method') or {}).get('extrapolation_skipped', 'not computed')})"
+    if e.get("quantity"):  # approach 2 predicts N_opt, not the metric: no target in the issue
+        rel = e.get("rel_err")
+        return f"{head}: held-out {e['quantity']} off by {'n/a' if rel is None else _pct(rel)} (no target)"
+    if downstream:
+        spread = "seed spread not measured" if e.get("seed_std") is None else f"seed spread {e['seed_std']:.2f} points"
+        err = e["abs_err"]
+        ok = err <= DOWNSTREAM_ABS_TARGET
+        tail = "meets the target" if ok else f"fails: {err:.2f} > {DOWNSTREAM_ABS_TARGET:g} points"
+        return f"{head}: held-out {err:.2f} points ({spread}): {tail}"
+    rel = e.get("rel_err")
+    if rel is None:
+        return f"{head}: held-out error not relative (an observed value is 0)"
+    sr = e.get("seed_rel_std")
+    spread = "seed spread not measured" if sr is None else f"seed spread {_pct(sr)}"
+    fails = [f"{_pct(rel)} > {_pct(LOSS_REL_TARGET)}"] if rel > LOSS_REL_TARGET else []
+    if sr is not None and not e.get("within_2x_seed_spread"):
+        fails.append(f"{_pct(rel)} > {SEED_SPREAD_FACTOR:g} x seed spread {_pct(sr)}")
+    tail = ("fails: " + "; ".join(fails) if fails else
+            "meets both targets" if sr is not None else f"meets the {100 * LOSS_REL_TARGET:g} % target (seed spread not measured)")
+    return f"{head}: held-out {_pct(rel)} ({spread}): {tail}"

@@ -1,0 +1,253 @@
+"""Seed replicates as one grid point with spread, held-out errors against the noise, bounded and identified fits, phases."""
+import json
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from benchmark.config import params as params_mod
+from benchmark.results import db
+from benchmark.results.points import point_stats, points_rows
+from benchmark.scaling import crossfit, laws, quality
+from benchmark.scaling.engine import FitSettings, Points, extrapolation_error, fit
+from benchmark.stages import collect
+from synthetic_runs import make_grid, write_run
+
+TRUE = {"E": 1.5, "A": 300.0, "B": 200.0, "alpha": 0.4, "beta": 0.3}  # synthetic_runs' law (E + A/N^alpha + B/D^beta)
+
+
+# --- (a) collect: replicates are kept as runs and derived into one point with spread -------------------------
+
+def test_collect_keeps_every_replicate_and_derives_points(tmp_path):
+    ids = ["a-3k", "b-3k", "c-3k", "a-6k", "b-6k", "c-6k"]
+    make_grid(tmp_path, ids=ids, tasks=("translation",))
+    offsets = {"a-6k-s1": 0.02, "a-6k-s2": -0.05}  # two more seeds of a-6k, with known val_loss offsets
+    for rid, off in offsets.items():
+        write_run(tmp_path / "runs", rid, tasks=("translation",), shift=off)
+    raw = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    raw["runs"].update({rid: {"size": "a", "tokens": 6000, "seed": i + 1} for i, rid in enumerate(offsets)})
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    p = params_mod.load(str(tmp_path / "params.yaml"))
+    counts = collect.collect(p, tmp_path / "runs", tmp_path / "lb" / "results.duckdb", tmp_path / "lb")
+    assert counts["runs"] == 8  # every replicate is a run of its own
+    con = db.connect(str(tmp_path / "lb" / "results.duckdb"), read_only=True)
+    rows = db.read_rows(con, "points", "metric = 'val_loss' AND task = 'all'")
+    runs = {r["run_id"]: r for r in db.read_rows(con, "runs")}
+    loss = {r["run_id"]: r["value"] for r in db.read_rows(con, "metrics", "metric = 'val_loss' AND task = 'all'")}
+    con.close()
+    assert len(rows) == 6
+    a6 = next(r for r in rows if r["model_size"] == "a" and r["tokens"] == 6000)
+    vals = [loss[i] for i in ("a-6k", "a-6k-s1", "a-6k-s2")]
+    assert a6["n_seeds"] == 3 and a6["run_ids"] == "a-6k,a-6k-s1,a-6k-s2"
+    assert a6["mean"] == pytest.approx(np.mean(vals)) and a6["std"] == pytest.approx(np.std(vals, ddof=1))
+    assert a6["std"] == pytest.approx(np.std([0.0, 0.02, -0.05], ddof=1))  # the offsets' spread, exactly
+    assert a6["rel_std"] == pytest.approx(a6["std"] / a6["mean"]) and (a6["min"], a6["max"]) == (min(vals), max(vals))
+    assert a6["flops"] == runs["a-6k"]["flops"]
+    single = [r for r in rows if r is not a6]
+    assert all(r["n_seeds"] == 1 and r["std"] is None and r["rel_std"] is None for r in single)
+    import pyarrow.parquet as pq
+
+    assert pq.read_table(tmp_path / "lb" / "data" / "points.parquet").num_rows == len(points_rows(list(runs.values()), [
+        {"source": "local", "run_id": k, "metric": m, "task": t, "value": 1.0}
+        for k in runs for m, t in (("val_loss", "all"), ("val_loss", "translation"), ("bleu", "translation"))]))
+
+
+def test_points_leave_out_runs_that_did_not_complete():
+    runs = [{"source": "local", "run_id": f"x-{i}", "model_size": "x", "n_params": 10, "tokens": 20, "flops": 1200.0,
+             "status": "completed" if i < 2 else "diverged"} for i in range(3)]
+    metrics = [{"source": "local", "run_id": f"x-{i}", "metric": "val_loss", "task": "all", "value": v}
+               for i, v in enumerate((2.0, 2.2, 99.0))]
+    (row,) = points_rows(runs, metrics)
+    assert row["n_seeds"] == 2 and row["mean"] == pytest.approx(2.1) and row["max"] == 2.2 and row["run_ids"] == "x-0,x-1"
+    assert point_stats([3.0]) == {"n_seeds": 1, "mean": 3.0, "std": None, "rel_std": None, "min": 3.0, "max": 3.0}
+
+
+def test_heldout_error_is_against_the_mean_of_the_replicates():
+    obs = np.array([2.0, 2.2, 2.4, 3.0])            # a point with 3 seeds, one with 1
+    pred = np.array([2.1, 2.1, 2.1, 3.3])
+    e = extrapolation_error(pred, obs, 1e12, 10, [np.array([0, 1, 2]), np.array([3])])
+    assert e["observed"] == pytest.approx([2.2, 3.0]) and e["n_heldout"] == 4 and e["n_heldout_points"] == 2
+    assert e["rel_err"] == pytest.approx((0.1 / 2.2 + 0.3 / 3.0) / 2)   # not the mean over the 4 runs
+    assert e["seed_std"] == pytest.approx(0.2) and e["seed_rel_std"] == pytest.approx(0.2 / 2.2) and e["n_replicated"] == 1
+    assert e["within_2x_seed_spread"] is bool(e["rel_err"] <= 2 * 0.2 / 2.2)
+    single = extrapolation_error(pred, obs, 1e12, 10)
+    assert single["seed_std"] is None and single["within_2x_seed_spread"] is None
+
+
+# --- (b) a known law plus known noise: the noise and held-out estimates match the truth ------------------------
+
+SIGMA = 0.01  # relative seed noise
+SEEDS = 4
+
+
+@pytest.fixture(scope="module")
+def noisy_grid():
+    rng = np.random.default_rng(7)
+    N, D = (g.ravel() for g in np.meshgrid(np.geomspace(3e4, 1e6, 5), np.geomspace(3e5, 1e7, 5)))
+    N, D = np.repeat(N, SEEDS), np.repeat(D, SEEDS)
+    truth = laws.chinchilla(N, D, **TRUE)
+    y = truth * (1.0 + SIGMA * rng.standard_normal(N.size))
+    ids = [f"p{i // SEEDS}-s{i % SEEDS}" for i in range(N.size)]
+    pts = Points(y=y, N=N, D=D, ids=ids)
+    return pts, truth, fit("chinchilla", pts, FitSettings(bootstrap=200, seed=0), target="val_loss/all")
+
+
+def _chi2(q_z: float, dof: int) -> float:
+    """Quantile of chi-square with dof degrees of freedom at standard-normal quantile q_z (Wilson and Hilferty 1931)."""
+    return dof * (1 - 2 / (9 * dof) + q_z * math.sqrt(2 / (9 * dof))) ** 3
+
+
+def test_seed_spread_estimate_covers_the_true_noise(noisy_grid):
+    pts, _, res = noisy_grid
+    groups = quality.replicate_groups(pts.N, pts.D, pts.C)
+    assert len(groups) == 25 and all(len(g) == SEEDS for g in groups)
+    rel_var = np.mean([point_stats(pts.y[g])["rel_std"] ** 2 for g in groups])  # pooled relative variance
+    dof = len(groups) * (SEEDS - 1)
+    lo, hi = dof * rel_var / _chi2(1.96, dof), dof * rel_var / _chi2(-1.96, dof)
+    assert lo < SIGMA ** 2 < hi, (math.sqrt(lo), math.sqrt(hi))
+    # The fit's record carries the held-out points' spread: 5 points x 4 seeds, each std within its own
+    # chi-square interval (3 degrees of freedom: a factor ~0.3 to ~1.8 on sigma), their mean close to sigma.
+    e = res.extrapolation
+    assert e["n_heldout_points"] * SEEDS == e["n_heldout"] and e["n_replicated"] == e["n_heldout_points"]
+    assert 0.5 * SIGMA < e["seed_rel_std"] < 1.5 * SIGMA
+
+
+def test_heldout_error_and_parameters_are_consistent_with_the_truth(noisy_grid):
+    pts, truth, res = noisy_grid
+    assert res.identified, res.identification
+    e = res.extrapolation
+    held = pts.C >= e["cutoff_flops"]
+    true_pred = [truth[held][pts.N[held] * pts.D[held] == n * d][0]
+                 for n, d in dict.fromkeys(zip(pts.N[held], pts.D[held]))]
+    true_err = np.mean(np.abs(np.array(true_pred) - e["observed"]) / e["observed"])
+    # The true law misses the replicate means by the noise of a mean of 4 seeds (~ sigma / 2) ...
+    assert true_err < 2 * SIGMA / math.sqrt(SEEDS) * 1.5
+    # ... and so does the fitted law: within 3 % and within twice the measured seed spread, as the issue asks.
+    assert e["rel_err"] < quality.LOSS_REL_TARGET and e["within_2x_seed_spread"] is True
+    assert e["rel_err"] < true_err + 2 * SIGMA
+    for name in ("E", "alpha", "beta"):
+        lo, hi = res.ci95[name]
+        assert lo <= TRUE[name] <= hi, (name, lo, hi)
+    line = quality.verdict(res.to_json(), downstream=False)
+    assert line.startswith("chinchilla on val_loss/all: held-out ") and line.endswith("meets both targets")
+
+
+def test_verdict_says_plainly_when_a_law_fails():
+    base = {"law": "chinchilla", "target": "val_loss/all", "identified": True}
+    e = {"rel_err": 0.179, "abs_err": 0.15, "seed_rel_std": 0.006, "seed_std": 0.005, "within_2x_seed_spread": False}
+    assert quality.verdict({**base, "extrapolation": e}, False) == (
+        "chinchilla on val_loss/all: held-out 17.9 % (seed spread 0.6 %): fails: 17.9 % > 3 %; 17.9 % > 2 x seed spread 0.6 %")
+    down = {"law": "two_step", "target": "bleu/translation", "identified": True,
+            "extrapolation": {"rel_err": 0.3, "abs_err": 7.0, "seed_std": 1.2}}
+    assert quality.verdict(down, True).endswith("held-out 7.00 points (seed spread 1.20 points): fails: 7.00 > 5 points")
+    assert quality.verdict({**base, "identified": False, "identification": "SE(a) = 2.7e+22"}, False) == (
+        "chinchilla on val_loss/all: not identified (SE(a) = 2.7e+22)")
+
+
+# --- (c) bounded sigmoids, identification -------------------------------------------------------------------
+
+def test_bounded_sigmoid_keeps_its_ceiling_inside_the_metric_range():
+    rng = np.random.default_rng(0)
+    C = np.geomspace(1e11, 1e13, 12)  # the accelerating start of a curve: 1 to 60 points, no sign of saturation
+    y = laws.sigmoid_compute(C, lo=0.0, hi=300.0, k=1.0, C_mid=4e13) + rng.normal(0, 0.5, C.size)
+    pts = Points(y=y, C=C)
+    free = fit("sigmoid_compute", pts, FitSettings(bootstrap=60, seed=0), target="bleu/translation")
+    assert free.params["hi"] > 100 and free.params["lo"] < 0  # unbounded, lo and hi leave the metric's range ...
+    res = fit("sigmoid_compute", pts, FitSettings(bootstrap=60, seed=0), target="bleu/translation", y_range=(0.0, 100.0))
+    p = res.params
+    assert 0.0 <= p["lo"] <= p["hi"] <= 100.0 and p["k"] > 0  # ... bounded, it never does
+    assert all(0.0 <= d["lo"] <= d["hi"] <= 100.0 and d["k"] > 0 for d in res.draws) and len(res.draws) == 60
+    assert all(0.0 <= v <= 100.0 for k in ("lo", "hi") for v in res.ci95[k])
+    assert res.method["bounds"]["hi"] == [0.0, 100.0]
+    assert all(0.0 <= v <= 100.0 for v in res.extrapolation["predicted"])
+
+
+def test_unidentifiable_seed_law_is_flagged():
+    rng = np.random.default_rng(0)
+    N, D = (g.ravel() for g in np.meshgrid([1e5, 2e5, 4e5, 9e5], [2.5e5, 5e5, 1e6]))
+    y = 60.0 + rng.normal(0, 3.5, N.size)  # accuracy with no trend in N or D: only noise of 200 test examples
+    res = fit("seed_law", Points(y=y, N=N, D=D), FitSettings(bootstrap=100, seed=0), target="accuracy/classification",
+              y_range=(0.0, 100.0))
+    assert res.identified is False and res.identification
+    out = res.to_json()
+    assert out["identified"] is False and out["identification"] == res.identification
+    assert "not identified (" in quality.verdict(out, True)
+
+
+def test_identification_rules():
+    ci = {"A": [12.0, 2.29e132], "alpha": [0.3, 0.4], "E": [0.0, 0.02], "lo": [1e-9, 3.0]}
+    params = {"A": 406.0, "alpha": 0.35, "E": 1e-12, "lo": 0.5}
+    se = {"A": 1e3, "alpha": 0.02, "E": 0.01, "lo": 1.0}
+    bounds = {"A": (0, math.inf), "alpha": (0, math.inf), "E": (0, math.inf), "lo": (0, 100)}
+    ok, bad, why = quality.identify(("A", "alpha", "E", "lo"), params, se, ci, bounds, levels=("lo",))
+    assert not ok and bad == ["A"] and "spans > 6 decades" in why  # E at its bound and the level lo are not flagged
+    ok, bad, why = quality.identify(("alpha",), params, {"alpha": 0.02}, {}, bounds)
+    assert not ok and "no bootstrap interval" in why
+    ok, bad, why = quality.identify(("a",), {"a": 3.0}, {"a": 2.7e22}, {"a": [-5.0, 9.0]}, {})
+    assert not ok and why.startswith("SE(a)")
+    ok, _, why = quality.identify(("alpha",), params, se, ci, bounds, predicted=[55.0, 2e9], y_range=(0.0, 100.0))
+    assert not ok and "2e+09 outside" in why
+    assert quality.identify(("alpha",), params, se, ci, bounds, predicted=[55.0], y_range=(0.0, 100.0))[0]
+    assert quality.spans_decades(1.0, -1e7, 5.0) and not quality.spans_decades(1.0, -0.5, 2.0)
+
+
+def test_phases_mark_the_inflection_and_where_the_gain_per_doubling_halves():
+    from benchmark.scaling.engine import FitResult
+
+    p = {"lo": 5.0, "hi": 80.0, "k": 1.3, "C_mid": 1e12}
+    draws = [{**p, "k": k, "C_mid": c} for k, c in zip(np.linspace(1.1, 1.5, 20), np.geomspace(5e11, 2e12, 20))]
+    res = crossfit.phases(FitResult("sigmoid_compute", "bleu/translation", p, {}, {}, None, 12, None, {}, draws))
+    c = res.params["C_slowdown"]
+    assert c == pytest.approx(1e12 * math.exp(math.log(3 + 2 * math.sqrt(2)) / 1.3))
+
+    def gain(C, h=1e-4):  # d metric / d log2 C: the gain per doubling of compute, by central differences
+        return (laws.sigmoid_compute(C * math.exp(h), **p) - laws.sigmoid_compute(C * math.exp(-h), **p)) / (2 * h) * math.log(2)
+
+    peak = max(gain(x) for x in np.geomspace(1e10, 1e14, 4001))
+    assert gain(1e12) == pytest.approx(peak, rel=1e-4)  # the peak is at the inflection C_mid
+    assert gain(c) == pytest.approx(peak / 2, rel=1e-4)
+    lo, hi = res.ci95["C_slowdown"]
+    assert lo < c < hi and res.params["C_growth"] < res.params["C_mid"] < c < res.params["C_saturation"]
+    assert json.dumps(res.to_json())  # plain JSON
+
+
+def test_card_and_latex_print_not_identified_instead_of_numbers():
+    from benchmark.reporting import card
+    from benchmark.stages import report
+
+    bad = {"law": "chinchilla", "target": "val_loss/all", "params": {"E": 1.2, "A": 3.3e21, "B": 9.0, "alpha": 4.1, "beta": 0.5},
+           "ci95": {"A": [1.0, 1e40]}, "allocation": {"a": 0.1}, "n_points": 12, "identified": False,
+           "identification": "95 % interval of A [1, 1e+40] spans > 6 decades"}
+    tex = report.fits_tex([bad], [])
+    assert "not identified (95 \\% interval of A [1, $" in tex and "10^{40}$] spans \\textgreater{} 6 decades)" in tex
+    assert "3.3" not in tex and "4.1" not in tex
+    from benchmark.reporting import latex
+
+    # a bounded floor at exactly 0 (lo of a sigmoid at the bottom of [0, 100]) prints, with or without a spread
+    assert latex.interval_cell("lo", 0.0, [0.0, 0.0]) == ("$0\\ [0,\\ 0]$", None)
+    assert latex.interval_cell("lo", 0.0, [0.0, 1.5])[0] == "$0.0\\ [0.0,\\ 1.5]$"
+    rows = [{"law": "chinchilla", "target": "val_loss/all", "parameter": p, "estimate": v, "se": 1.0, "ci95_low": None,
+             "ci95_high": None, "n_points": 12, "identified": False, "identification": "A has no bootstrap interval"}
+            for p, v in (("A", 3.3e21), ("alpha", 4.1))]
+    text = card.fits_section(rows, "method")
+    assert text.count("not identified (A has no bootstrap interval)") == 1 and "3.3e+21" not in text
+    assert "- bleu/translation: not identified (k has no bootstrap interval)" in card.phases_section(
+        [{"law": "sigmoid_compute", "target": "bleu/translation", "identified": False, "identification": "k has no bootstrap interval"}])
+
+
+def test_card_says_whether_every_point_is_within_one_percent():
+    from benchmark.reporting import card
+
+    def row(size, n, d, metric, task, mean, std, seeds=3):
+        return {"model_size": size, "n_params": n, "tokens": d, "metric": metric, "task": task, "n_seeds": seeds,
+                "mean": mean, "std": std, "rel_std": None if std is None else std / mean}
+    pts = [row("xs", 1, 2, "val_loss", "all", 2.0, 0.01), row("l", 5, 2, "val_loss", "all", 1.5, 0.03),
+           row("l", 5, 2, "bleu", "translation", 20.0, 0.4), row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]
+    text = card.seed_spread_section(pts)
+    assert text.startswith("2 of 3 points have seed replicates. Not every point is within 1 %: l N=5 D=2 (2.00 %).")
+    assert "| l | 5 | 2 | 3 | 1.5000 | 2.00 % | 0.40 |" in text and "| m | 3 | 2 | 1 | 1.7000 | – |" in text
+    text = card.seed_spread_section(pts[:1])
+    assert text.startswith("1 of 1 points have seed replicates. Every one is within 1 %")
+    assert card.seed_spread_section([row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]).startswith(
+        "No grid point has more than one seed: the seed spread is not measured.")
