@@ -5,7 +5,7 @@ from pathlib import Path
 from benchmark.results import io, schema
 
 
-CONFIGS = ("runs", "metrics", "fits", "literature", "predictions")
+CONFIGS = ("runs", "metrics", "fits", "literature", "predictions", "curves")
 
 
 LOCAL = "local"
