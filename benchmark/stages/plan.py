@@ -83,7 +83,7 @@ def design(points: list[grid.Point], bs: list[Budget]) -> tuple[list[str], list[
                          f"({', '.join(str(q.seed) for q in qs)}; runs {', '.join(q.run_id for q in qs)})")
         tpp = qs[0].tokens_per_param
         if not lo <= tpp <= hi:
-            warnings.append(f"warning: {size} at {_si(tokens)} tokens ({', '.join(q.run_id for q in qs)}) has {tpp:.2g} "
+            warnings.append(f"warning: {size} at {_si(tokens)} tokens ({', '.join(q.run_id for q in qs)}) has {tpp:.3g} "
                             f"tokens per parameter, outside {lo:g}-{hi:g}")
     return lines, warnings
 

@@ -63,6 +63,11 @@ def fixed_subset(n: int, k: int, seed: int, task_index: int) -> list[int]:
     return sorted(int(i) for i in rng.choice(n, size=min(k, n), replace=False))
 
 
+# Sequences per forward pass of a curve evaluation: fixed, so that the curve depends on train params only (not on
+# evaluate.batch_size) and the logits of long sequences with a large vocabulary fit a GPU (16 x 1024 x 32k fp32 = 2 GB).
+CURVE_BATCH = 16
+
+
 class Curve:
     """The learning curve of one run: validation loss on a fixed subset (per task and 'all') and the train
     loss beside it, every `every` tokens and at the end. Its state (points so far, the recent train
@@ -88,8 +93,7 @@ class Curve:
                 examples = corpus.split(task, "validation")
                 pick = fixed_subset(len(examples), p.train.curve_examples, p.data.seed, i)
                 rows[task] = encode_rows(corpus, task, [examples[j] for j in pick], max_len)
-        # one batch per task: the curve depends on train params only, not on evaluate.batch_size
-        return cls(p.train.eval_every, rows, corpus.vocab.pad, p.train.curve_examples, max(10, p.train.log_every))
+        return cls(p.train.eval_every, rows, corpus.vocab.pad, CURVE_BATCH, max(10, p.train.log_every))
 
     def due(self, tokens: int, step_tokens: int) -> bool:
         """Whether the step that brought the run to `tokens` crossed a multiple of `every`."""
