@@ -127,7 +127,7 @@ class Train:
     log_every: int = 1  # steps between reads of the loss from the device (one host sync per read)
     loader_workers: int = 1  # DataLoader worker processes reading the token shards (0 = in the training process)
     eval_every: int = 0  # tokens between learning-curve points (validation loss on a fixed subset; 0 = off)
-    curve_examples: int = 64  # validation examples per task in the learning curve's fixed subset
+    curve_examples: int = 64  # validation examples per task in the learning curve's fixed subset (at most the split)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,8 +287,7 @@ def parse(raw: dict) -> Params:
         log_every=_get(tr, "log_every", "train", int, 1, _pos, "must be > 0"),
         loader_workers=_get(tr, "loader_workers", "train", int, 1, _nonneg, "must be >= 0"),
         eval_every=_get(tr, "eval_every", "train", int, 0, _nonneg, "tokens, >= 0 (0 = no learning curve)"),
-        curve_examples=_get(tr, "curve_examples", "train", int, 64, lambda v: 0 < v <= data.validation_examples,
-                            f"must be > 0 and at most data.validation_examples={data.validation_examples}"),
+        curve_examples=_get(tr, "curve_examples", "train", int, 64, _pos, "must be > 0"),
     )
     e = _get(raw, "evaluate", "", dict)
     _no_unknown(e, {"batch_size", "max_new_tokens", "bootstrap", "seed"}, "evaluate")
