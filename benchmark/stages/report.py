@@ -73,7 +73,7 @@ def _find(fits: list[dict], law: str, target: str) -> dict | None:
     return next((f for f in fits if f["law"] == law and f["target"] == target), None)
 
 
-def make_figures(runs, metrics, fits, literature, draws, out: Path, curves: list[dict] | None = None) -> list[str]:
+def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: list[dict] | None = None) -> list[str]:
     from benchmark.reporting import figures
     from benchmark.scaling.laws import LAWS
 
@@ -110,7 +110,7 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, curves: list
     ours = [(f"this grid ({f['target']})", f) for f in fits if f["law"] == "chinchilla" and f["target"] == LOSS_TARGET]
     ours += [("this grid (approach 2)", f) for f in fits if f["law"] == "approach2" and f["target"] == LOSS_TARGET]
     written += figures.save(figures.literature(ours, literature), out / "literature")
-    written += figures.save(figures.learning_curves(runs, curves or []), out / "learning_curves")
+    written += figures.save(figures.learning_curves(runs, learning or []), out / "learning_curves")
     return written
 
 
