@@ -1,4 +1,4 @@
-"""A finished grid without training: run folders (train.json, metrics.json, predictions.parquet) with valid,
+"""A finished grid without training: run folders (train.json, curve.json, metrics.json, predictions.parquet) with valid,
 law-shaped records, and a params file naming them. For tests of collect and fit that need no model."""
 from __future__ import annotations
 
@@ -54,6 +54,12 @@ def write_run(runs_dir: Path, run_id: str, predictions: int = 20, shift: float =
         metrics.append({"source": "local", "run_id": run_id, "task": task, "metric": metric, "value": max(value, 0.0),
                         "stderr": 1.0, "n": predictions, "signature": "sig"})
     (d / "metrics.json").write_text(json.dumps(metrics))
+    curve = []
+    for t in range(1000, tokens + 1, 1000):  # a falling learning curve, a point every 1000 tokens
+        at = {"source": "local", "run_id": run_id, "tokens": t, "step": t // 100}
+        curve.append({**at, "split": "train", "task": "all", "loss": loss + 2000 / t})
+        curve += [{**at, "split": "val", "task": x, "loss": loss + 2000 / t + 0.05} for x in [*tasks, "all"]]
+    (d / "curve.json").write_text(json.dumps(curve))
     rng = np.random.default_rng(abs(hash((run_id, shift))) % 2**32)
     preds = [{"source": "local", "run_id": run_id, "task": tasks[i % len(tasks)], "example_id": f"{i:08x}",
               "difficulty": int(rng.integers(1, 5)), "input": f"input {i} of {run_id}", "reference": f"ref {i}",

@@ -20,7 +20,7 @@ from tests_paths import ROOT
 
 pytestmark = pytest.mark.slow
 KILLS = 20
-TABLES = ("runs", "metrics", "predictions", "fits", "literature")
+TABLES = ("runs", "metrics", "predictions", "curves", "fits", "literature")
 
 
 def snapshot(lb: Path) -> dict:

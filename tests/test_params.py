@@ -38,6 +38,8 @@ def test_default_grid_spans_the_required_ranges(root):
     (lambda r: r["train"].update(warmup=0.1), "train.warmup"),
     (lambda r: r["runs"].update({"bad id!": {"size": "a", "tokens": 10}}), "runs.bad id!"),
     (lambda r: r["runs"]["a-3k"].update(tokens=r["data"]["train_tokens"] + 1), "runs.a-3k.tokens"),  # beyond the shards
+    (lambda r: r["train"].update(eval_every=-1), "train.eval_every"),
+    (lambda r: r["train"].update(curve_examples=0), "train.curve_examples"),
 ])
 def test_invalid_params_name_the_key(tiny_raw, mutate, key):
     raw = copy.deepcopy(tiny_raw)

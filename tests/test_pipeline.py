@@ -108,7 +108,7 @@ def test_report_writes_figures_tables_and_a_valid_card(repo):
     from benchmark.results.dataset import check_folder
 
     lb = repo / "leaderboard"
-    for stem in ("loss_vs_compute", "isoflop", "downstream", "literature"):
+    for stem in ("loss_vs_compute", "isoflop", "downstream", "literature", "learning_curves"):
         assert (lb / "figures" / f"{stem}.png").read_bytes().startswith(b"\x89PNG"), stem
         assert (lb / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
     tex = (lb / "tables" / "fits.tex").read_text()
@@ -116,6 +116,7 @@ def test_report_writes_figures_tables_and_a_valid_card(repo):
     assert "| a-3k |" in (lb / "README.md").read_text()
     counts = check_folder(lb)  # the card's YAML parses and documents every parquet column
     assert counts["runs"] == 9
+    assert counts["curves"] > 9 * 5  # tiny.yaml's eval_every: 2-6 points per run, 5 rows (train, val per task, all) each
 
 
 def test_dvc_plots_render_without_network(repo):

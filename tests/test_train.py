@@ -1,4 +1,5 @@
-"""Training: bit-identical reruns, exact resumption after SIGKILL, and DDP matching one process."""
+"""Training: bit-identical reruns, exact resumption after SIGKILL (learning curve included), learning curves that
+leave training untouched, and DDP matching one process."""
 from __future__ import annotations
 
 import json
@@ -25,7 +26,10 @@ def workdir(tmp_path_factory):
     raw["runs"]["long"] = {"size": "a", "tokens": 150_000}
     raw["data"]["train_tokens"] = 160_000  # prepare shards enough generated text for it
     raw["train"]["checkpoint_every"] = 20
-    (d / "params.yaml").write_text(yaml.safe_dump(raw))
+    assert raw["train"]["eval_every"] > 0  # tiny.yaml draws learning curves: every test here trains with them on
+    (d / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    raw["train"]["eval_every"] = 0
+    (d / "params_nocurve.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
     _run(["prepare", "--params", str(d / "params.yaml"), "--out", str(d / "data")])
     return d
 
@@ -39,8 +43,12 @@ def _run(args, **kw):
                           capture_output=True, text=True, timeout=900, **kw)
 
 
-def _train(d: Path, run_id: str, out: Path, *extra):
-    return _run(["train", run_id, "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--out", str(out), *extra])
+def _train(d: Path, run_id: str, out: Path, *extra, params: str = "params.yaml"):
+    return _run(["train", run_id, "--params", str(d / params), "--data", str(d / "data"), "--out", str(out), *extra])
+
+
+def _curve(out: Path) -> list[dict]:
+    return json.loads((out / "curve.json").read_text())
 
 
 def _losses(out: Path) -> list[float]:
@@ -90,11 +98,59 @@ def test_sigkill_then_resume_is_bit_identical_to_an_uninterrupted_run(workdir):
     killed_at = len(log.read_text().splitlines())
     assert not (out / "train.json").exists(), "the run finished before it could be killed"
     assert 0 < killed_at < len(_losses(ref))
+    ckpt = sorted((out / "checkpoints").glob("step_*"))[-1]
+    saved = json.loads((ckpt / "state.json").read_text())["curve"]["points"]  # the curve so far is checkpoint state
+    assert saved and saved == [{k: v for k, v in row.items() if k not in ("source", "run_id")}
+                               for row in _curve(ref)[:len(saved)]]
     r = _train(workdir, "long", out)  # resumes from the last checkpoint
     assert "resuming long from step" in r.stderr
     assert _losses(out) == _losses(ref)
     assert _same_weights(_weights(out), _weights(ref))
+    assert _curve(out) == _curve(ref) and len(_curve(ref)) > len(saved)  # exact: the same points, the same bits
     assert not (out / "checkpoints").exists()  # only the final weights remain
+
+
+def test_learning_curve_leaves_training_bit_identical_and_measures_the_evaluate_stage_loss(workdir):
+    """Curves on (tiny.yaml: every 1500 tokens) vs off: the same losses and weights to the bit; the curve's points
+    sit where they should and its last validation point is evaluate's val_loss of the final model on the subset."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from benchmark.config import params as params_mod
+    from benchmark.training import corpus as corpus_mod
+    from benchmark.training.validation import Curve
+
+    on, off = workdir / "curve_on", workdir / "curve_off"
+    _train(workdir, "c-9k", on, "--no-resume")
+    _train(workdir, "c-9k", off, "--no-resume", params="params_nocurve.yaml")
+    assert _losses(on) == _losses(off) and len(_losses(on)) > 10
+    assert _same_weights(_weights(on), _weights(off))
+    rec_on, rec_off = (json.loads((o / "train.json").read_text()) for o in (on, off))
+    assert rec_on["final_train_loss"] == rec_off["final_train_loss"] and rec_on["steps"] == rec_off["steps"]
+    assert _curve(off) == []
+    curve = _curve(on)
+    p = params_mod.load(workdir / "params.yaml")
+    tokens = sorted({r["tokens"] for r in curve})
+    crossed = [t // p.train.eval_every for t in tokens]
+    assert tokens[-1] == rec_on["tokens"] and crossed[:-1] == list(range(1, len(tokens)))  # a point per multiple ...
+    assert crossed[-1] in (len(tokens) - 1, len(tokens))  # ... and one at the end (or the last multiple's step is the end)
+    log = {json.loads(line)["step"]: json.loads(line)["tokens"] for line in (on / "train_log.jsonl").read_text().splitlines()}
+    assert all(log[r["step"]] == r["tokens"] for r in curve)
+    tasks = [t.name for t in p.data.tasks]
+    for t in tokens:
+        at = [(r["split"], r["task"]) for r in curve if r["tokens"] == t]
+        assert sorted(at) == sorted([("train", "all"), ("val", "all")] + [("val", x) for x in tasks])
+    val = [r["loss"] for r in curve if r["split"] == "val" and r["task"] == "all"]
+    assert val[-1] < val[0]  # it learns
+    corpus = corpus_mod.load(workdir / "data")
+    net = LlamaForCausalLM.from_pretrained(on / "model", torch_dtype=torch.float32).eval()
+    again = Curve.build(p, corpus, net.config.max_position_embeddings)
+    assert all(len(rows) == p.train.curve_examples for rows in again.rows.values())
+    again.measure(net, rec_on["steps"], rec_on["tokens"], "cpu")
+    last = {r["task"]: r["loss"] for r in curve if r["split"] == "val" and r["tokens"] == tokens[-1]}
+    for row in again.points:
+        if row["split"] == "val":
+            assert abs(row["loss"] - last[row["task"]]) <= 1e-5 * last[row["task"]], row
 
 
 def _kill_tree(pid: int) -> None:

@@ -10,6 +10,10 @@ from benchmark.config.params import Params, Run
 # (measured with bench/train_speed.py; small models are bound by elementwise ops, not matmuls).
 _CPU_EFFICIENCY = ((1e5, 0.22), (3e5, 0.35), (1e6, 0.5), (3e6, 0.6))
 RUN_OVERHEAD_S = 12.0  # python start, model build, evaluation generation and scoring, per run
+# A grid designed like a scaling study (Hoffmann et al. 2022, Approach 2): every point between 2 and 100 tokens per
+# parameter (D/N; ~20 is compute-optimal), and at least 4 sizes per IsoFLOP budget for an interior loss minimum.
+TOKENS_PER_PARAM = (2.0, 100.0)
+MIN_SIZES_PER_BUDGET = 4
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,14 @@ def point(p: Params, run: Run, vocab_size: int | None = None) -> Point:
 def points(p: Params, vocab_size: int | None = None) -> list[Point]:
     """All grid points, ordered by compute."""
     return sorted((point(p, r, vocab_size) for r in p.runs.values()), key=lambda q: (q.flops, q.run_id))
+
+
+def replicates(pts: list[Point]) -> dict[tuple[str, int], list[Point]]:
+    """Grid points (size, tokens) -> their runs, one per seed (replicates of one point), in seed order."""
+    out: dict[tuple[str, int], list[Point]] = {}
+    for q in sorted(pts, key=lambda q: (q.flops, q.size, q.tokens, q.seed, q.run_id)):
+        out.setdefault((q.size, q.tokens), []).append(q)
+    return out
 
 
 def cpu_efficiency(n_params_nonembedding: int) -> float:

@@ -126,6 +126,8 @@ class Train:
     threads: int  # CPU threads (0 = torch default)
     log_every: int = 1  # steps between reads of the loss from the device (one host sync per read)
     loader_workers: int = 1  # DataLoader worker processes reading the token shards (0 = in the training process)
+    eval_every: int = 0  # tokens between learning-curve points (validation loss on a fixed subset; 0 = off)
+    curve_examples: int = 64  # validation examples per task in the learning curve's fixed subset (at most the split)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -266,7 +268,8 @@ def parse(raw: dict) -> Params:
     model = ModelParams(seq_len=_get(m, "seq_len", "model", int, check=lambda v: v >= 16, why="must be >= 16"),
                   sizes={k: _parse_size(k, v, f"model.sizes.{k}") for k, v in sizes_raw.items()})
     tr = _get(raw, "train", "", dict)
-    keys = {"warmup_fraction", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "checkpoint_every", "divergence_factor", "device", "compile", "threads", "log_every", "loader_workers"}
+    keys = {"warmup_fraction", "min_lr_ratio", "weight_decay", "beta1", "beta2", "grad_clip", "checkpoint_every", "divergence_factor", "device", "compile", "threads", "log_every", "loader_workers",
+            "eval_every", "curve_examples"}
     _no_unknown(tr, keys, "train")
     frac = lambda v: 0 <= v < 1  # noqa: E731
     train = Train(
@@ -283,6 +286,8 @@ def parse(raw: dict) -> Params:
         threads=_get(tr, "threads", "train", int, check=_nonneg, why="must be >= 0"),
         log_every=_get(tr, "log_every", "train", int, 1, _pos, "must be > 0"),
         loader_workers=_get(tr, "loader_workers", "train", int, 1, _nonneg, "must be >= 0"),
+        eval_every=_get(tr, "eval_every", "train", int, 0, _nonneg, "tokens, >= 0 (0 = no learning curve)"),
+        curve_examples=_get(tr, "curve_examples", "train", int, 64, _pos, "must be > 0"),
     )
     e = _get(raw, "evaluate", "", dict)
     _no_unknown(e, {"batch_size", "max_new_tokens", "bootstrap", "seed"}, "evaluate")

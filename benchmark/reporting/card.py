@@ -274,8 +274,8 @@ def render(
         f"---\n{header}---\n",
         f"# {pretty_name}\n",
         "Results of a reproducible scaling-law benchmark: a grid of small transformers trained with one "
-        "`dvc repro`, their losses and task metrics, the laws fitted to them with bootstrap intervals, published "
-        "reference values, and per-example predictions.\n",
+        "`dvc repro`, their losses and task metrics, their learning curves, the laws fitted to them with bootstrap "
+        "intervals, published reference values, and per-example predictions.\n",
         "\n".join(overview) + "\n",
         f"Schema version: **{schema.SCHEMA_VERSION}**. Git commit: `{git_sha}`.\n",
     ]

@@ -253,3 +253,41 @@ def save(fig, stem) -> list[str]:
         out.append(path)
     plt.close(fig)
     return out
+
+
+def learning_curves(runs: list[dict], curves: list[dict]):
+    """Train and validation loss against training tokens within each run (the seed article's Sec. 5.4), one panel
+    per model size and one colour per run (its token budget and seed): validation on the fixed subset solid with
+    markers, train loss dashed, so growth and saturation show within a run as well as across the grid."""
+    plt = _plt()
+    groups = {size: [r for r in rs if any(c["run_id"] == r["run_id"] for c in curves)] for size, rs in _by_size(runs).items()}
+    groups = {size: rs for size, rs in groups.items() if rs}
+    n = max(1, len(groups))
+    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), sharey=True, squeeze=False)
+    axes = axes[0]
+    if not groups:
+        axes[0].text(0.5, 0.5, "no learning curves\n(train.eval_every = 0)", ha="center", va="center",
+                     transform=axes[0].transAxes)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["viridis"]
+    for ax, (size, rs) in zip(axes, groups.items()):
+        rs = sorted(rs, key=lambda r: (r["tokens"], r["seed"], r["run_id"]))
+        for i, r in enumerate(rs):
+            color = cmap(0.85 * i / max(1, len(rs) - 1))
+            for split, style in (("val", {"linestyle": "-", "marker": MARKERS[i % len(MARKERS)], "markersize": 3}),
+                                 ("train", {"linestyle": "--"})):
+                pts = sorted((c["tokens"], c["loss"]) for c in curves if c["run_id"] == r["run_id"] and c["split"] == split
+                             and c["task"] == "all" and c["loss"] is not None)
+                if pts:
+                    T, L = zip(*pts)
+                    ax.plot(T, L, color=color, linewidth=1, label=r["run_id"] if split == "val" else None, **style)
+        ax.set_xscale("log")
+        ax.set_xlabel("training tokens D")
+        ax.set_title(f"{size} (N={rs[0]['n_params'] / 1e6:.2g}M)", fontsize=9)
+        ax.plot([], [], color="k", linestyle="-", linewidth=1, label="validation (fixed subset)")
+        ax.plot([], [], color="k", linestyle="--", linewidth=1, label="train")
+        ax.legend(fontsize=6, frameon=False)
+    axes[0].set_ylabel("loss (nats / target token)")
+    fig.suptitle("Learning curves: train and validation loss within each run", fontsize=9)
+    return fig

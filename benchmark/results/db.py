@@ -125,7 +125,7 @@ def read_arrow(con, table: str, where: str = "", params: list | None = None):
     sql = f"SELECT {', '.join(schema.column_names(table))} FROM {table}"
     if where:
         sql += f" WHERE {where}"
-    sql += " ORDER BY " + ", ".join(schema.key_columns(table))
+    sql += " ORDER BY " + ", ".join(schema.order_by(table))
     data = con.sql(sql, params=params or []).to_arrow_table()
     return data.cast(schema.arrow_schema(table)).combine_chunks()
 
@@ -136,7 +136,7 @@ def read_rows(con, table: str, where: str = "", params: list | None = None) -> l
     sql = f"SELECT {', '.join(names)} FROM {table}"
     if where:
         sql += f" WHERE {where}"
-    sql += " ORDER BY " + ", ".join(schema.key_columns(table))
+    sql += " ORDER BY " + ", ".join(schema.order_by(table))
     return [dict(zip(names, r)) for r in con.execute(sql, params or []).fetchall()]
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 from benchmark.results import io, schema
 
 
-CONFIGS = ("runs", "metrics", "points", "fits", "literature", "predictions")
+CONFIGS = ("runs", "metrics", "points", "fits", "literature", "predictions", "curves")
 
 
 LOCAL = "local"

@@ -103,6 +103,18 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("reference", "string", "Reference output."),
         _c("prediction", "string", "Greedy decoded model output."),
     ),
+    # Learning curves (train stage, train.eval_every): the seed article's Sec. 5.4 train and validation loss over training.
+    "curves": (
+        _c("source", "string", "Where the row comes from (see runs.source)."),
+        _c("run_id", "string", "Run the curve belongs to (runs.run_id)."),
+        _c("split", "string", "'train': the training loss, per target token, over the last max(10, train.log_every) steps before "
+           "this point; 'val': the validation loss on a fixed subset (train.curve_examples examples per task, the same at "
+           "every point, chosen from data.seed), as metrics.val_loss computes it."),
+        _c("task", "string", "Task name, or 'all' (token-weighted over the tasks; the train loss is always 'all')."),
+        _c("tokens", "int", "Training tokens seen at this point (a multiple of train.eval_every crossed, or the run's end).", "tokens"),
+        _c("step", "int", "Optimizer steps taken at this point.", "steps"),
+        _c("loss", "float", "Mean loss per target token; null if it was not finite.", "nats/target token", nullable=True),
+    ),
     "fits": (
         _c("source", "string", "Data the law was fitted to (see runs.source; 'chinchilla' for Hoffmann et al. 2022 data)."),
         _c("law", "string", "Law name, e.g. 'chinchilla' (L = E + A/N^alpha + B/D^beta, Hoffmann et al. 2022)."),
@@ -176,12 +188,14 @@ def column_names(table: str) -> list[str]:
     return [c.name for c in columns(table)]
 
 
-# Leading columns that identify a row (tables are read and written in this order): the first 4, but points needs 6.
+# Columns that order a table's rows (read back and written to parquet in this order): the first four, unless
+# they do not identify a row (points: its first six; curves: run, split, task and tokens).
+ORDER = {"curves": ("source", "run_id", "split", "task", "tokens")}
 KEY_COLUMNS = {"points": 6}
 
 
-def key_columns(table: str) -> list[str]:
-    return column_names(table)[:KEY_COLUMNS.get(table, 4)]
+def order_by(table: str) -> list[str]:
+    return list(ORDER[table]) if table in ORDER else column_names(table)[:KEY_COLUMNS.get(table, 4)]
 
 
 def duckdb_ddl(table: str) -> str:
@@ -207,7 +221,7 @@ def arrow_schema(table: str):
 STATUSES = ("completed", "diverged")
 # Every metric a row may carry: val_loss (nats/target token), BLEU, ROUGE F-measures x 100, accuracy in percent.
 METRICS = ("val_loss", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy")
-KNOWN = {("runs", "status"): STATUSES, ("metrics", "metric"): METRICS}
+KNOWN = {("runs", "status"): STATUSES, ("metrics", "metric"): METRICS, ("curves", "split"): ("train", "val")}
 # Checked on this project's own rows only: an imported source keeps its publication's metric names.
 LOCAL_ONLY = {("metrics", "metric")}
 # Float columns that may be NaN/inf: a diverged run's mean training loss.

@@ -1,9 +1,9 @@
 """DVC stage `collect`: validate every run's record and load the grid into DuckDB and the dataset's parquet files.
 
-Reads `runs/<id>/{train.json,metrics.json,predictions.parquet}` for every run in params, checks each
-row against the schema (types and values), replaces the `local` rows of the DuckDB tables runs, metrics and
-predictions (loading twice gives the same rows), derives `points` (the seed replicates of each grid point as one
-point with mean and spread; every run stays in `runs`), and writes `leaderboard/data/{runs,metrics,points,predictions}.parquet`:
+Reads `runs/<id>/{train.json,curve.json,metrics.json,predictions.parquet}` for every run in params, checks each
+row against the schema (types and values), replaces the `local` rows of the DuckDB tables runs, curves, metrics
+and predictions (loading twice gives the same rows), derives `points` (the seed replicates of each grid point as
+one point with mean and spread; every run stays in `runs`), and writes `leaderboard/data/<table>.parquet` for each:
 the database and the parquet files change together or not at all (benchmark/results/transaction.py).
 """
 from __future__ import annotations
@@ -24,8 +24,23 @@ class CollectError(ValueError):
     """A run's files are missing or inconsistent; the message names the file."""
 
 
+def read_curve(path: Path, run_id: str, kinds: dict[str, str]) -> list[dict]:
+    """A run's learning curve (curve.json, rows of the `curves` table), validated."""
+    if not path.exists():
+        raise CollectError(f"{path}: missing (retrain the run: the train stage writes it)")
+    records = io.read_json(path)
+    if not isinstance(records, list):
+        raise CollectError(f"{path}: expected a list of curve rows, got {type(records).__name__}")
+    rows = [schema.validate_record("curves", r, where=f"{path} row {i}") for i, r in enumerate(records)]
+    bad = [r for r in rows if r["run_id"] != run_id or r["source"] != LOCAL or r["task"] not in {*kinds, "all"}]
+    if bad:
+        raise CollectError(f"{path}: a row of run {bad[0]['run_id']!r}, source {bad[0]['source']!r}, task "
+                           f"{bad[0]['task']!r} (expected run {run_id!r}, source 'local', a task of params)")
+    return rows
+
+
 def read_run(run_dir: Path, run_id: str, kinds: dict[str, str], size: str | None = None):
-    """(runs row, metrics rows, predictions as an Arrow table or None) of one run directory, validated."""
+    """(runs row, metrics rows, predictions as an Arrow table or None, curve rows) of one run directory, validated."""
     train_path = run_dir / "train.json"
     if not train_path.exists():
         raise CollectError(f"{train_path}: missing (has the run been trained?)")
@@ -55,7 +70,7 @@ def read_run(run_dir: Path, run_id: str, kinds: dict[str, str], size: str | None
         if missing:
             raise CollectError(f"{mpath}: missing metric {missing[0][1]!r} for task {missing[0][0]!r}")
         preds = read_predictions(run_dir / "predictions.parquet", run_id, kinds)
-    return run, metrics, preds
+    return run, metrics, preds, read_curve(run_dir / "curve.json", run_id, kinds)
 
 
 def read_predictions(path: Path, run_id: str, kinds: dict[str, str]):
@@ -84,11 +99,12 @@ def collect(p: params_mod.Params, runs_dir: Path, db_path: Path, out_dir: Path) 
     import pyarrow as pa
 
     kinds = {t.name: t.kind for t in p.data.tasks}
-    runs, metrics, preds = [], [], []
+    runs, metrics, preds, curves = [], [], [], []
     for run_id in sorted(p.runs):
-        run, m, pr = read_run(runs_dir / run_id, run_id, kinds, p.runs[run_id].size)
+        run, m, pr, c = read_run(runs_dir / run_id, run_id, kinds, p.runs[run_id].size)
         runs.append(run)
         metrics += m
+        curves += c
         if pr is not None:
             preds.append(pr)
     stray = sorted(d.name for d in runs_dir.iterdir() if d.is_dir() and d.name not in p.runs) if runs_dir.exists() else []
@@ -101,10 +117,11 @@ def collect(p: params_mod.Params, runs_dir: Path, db_path: Path, out_dir: Path) 
         db.replace_rows(con, "metrics", metrics, source=LOCAL)
         db.replace_arrow(con, "predictions", predictions, source=LOCAL)
         db.replace_rows(con, "points", points_rows(runs, metrics), source=LOCAL)  # replicates as one point with spread
+        db.replace_rows(con, "curves", curves, source=LOCAL)
         # Parquet from what the database now holds, so both always agree.
-        for table in ("runs", "metrics", "points", "predictions"):
+        for table in ("runs", "metrics", "points", "predictions", "curves"):
             write_parquet(db.read_arrow(con, table, "source = ?", [LOCAL]), txn.stage(out_dir / "data" / f"{table}.parquet"))
-    return {"runs": len(runs), "metrics": len(metrics), "predictions": predictions.num_rows}
+    return {"runs": len(runs), "metrics": len(metrics), "predictions": predictions.num_rows, "curves": len(curves)}
 
 
 def main(argv: list[str]) -> int:
@@ -114,5 +131,6 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--out", default="leaderboard")
     args, p = cli.parse(ap, argv)
     counts = collect(p, Path(args.runs), Path(args.db), Path(args.out))
-    print(f"collected {counts['runs']} runs, {counts['metrics']} metric rows, {counts['predictions']} predictions into {args.db}")
+    print(f"collected {counts['runs']} runs, {counts['metrics']} metric rows, {counts['predictions']} predictions, "
+          f"{counts['curves']} learning-curve points into {args.db}")
     return 0

@@ -19,35 +19,6 @@ def _batches(items: list, size: int):
         yield items[i:i + size]
 
 
-def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed target loss (nats) and target token counts, each example from position 0."""
-    import torch
-
-    from benchmark.training.data import IGNORE, example_ids
-    from benchmark.training.tokenizer import encoder
-    from benchmark.training.trainer import loss_sum
-
-    encode = encoder(corpus.tokenizer)
-    examples = corpus.split(task, "validation")
-    enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
-    max_len = net.config.max_position_embeddings
-    rows = [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
-    sums, counts = [], []
-    for batch in _batches(rows, batch_size):
-        width = max(len(ids) for ids, _ in batch)
-        ids = torch.full((len(batch), width), corpus.vocab.pad, dtype=torch.long)
-        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        for r, (seq, n_prompt) in enumerate(batch):
-            ids[r, :len(seq)] = torch.tensor(seq)
-            labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
-        with torch.no_grad():
-            logits = net(input_ids=ids.to(device), use_cache=False).logits
-        for r in range(len(batch)):  # per example, so standard errors can cluster by example
-            sums.append(float(loss_sum(logits[r:r + 1], labels[r:r + 1].to(device))))
-            counts.append(int((labels[r, 1:] != IGNORE).sum()))
-    return sums, counts
-
-
 def generation_batch(net, max_len: int, device: str, requested: int) -> int:
     """`evaluate.batch_size` on the CPU; on a GPU, the batch whose bf16 KV cache (2 x layers x d_model x
     max_len x 2 bytes per sequence) and activations fill about half the free memory."""
@@ -111,6 +82,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     from transformers import LlamaForCausalLM
 
     from benchmark.training import corpus as corpus_mod
+    from benchmark.training.validation import validation_loss
     from benchmark.results import io
     from benchmark.evaluation import metrics
     from benchmark.tasks import example_id

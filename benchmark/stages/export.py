@@ -2,7 +2,7 @@
 
 Not a pipeline stage (collect and fit write these files themselves); useful after editing the
 database by hand. `leaderboard/data/<config>.parquet` for the configs runs, metrics, points, fits,
-literature, predictions; the dataset card (README.md with the `configs` YAML header) is written by
+literature, predictions, curves; the dataset card (README.md with the `configs` YAML header) is written by
 the report stage. `table_to_arrow` and `write_parquet_atomic` are the parquet helpers the stages share.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Command `pull`: load a published results dataset (this project's format) into the local DuckDB as its own source.
 
-Rows of runs, metrics, fits and predictions get `source` = the pull's name (default `hub:ORG/NAME@<sha12>`), so
+Rows of runs, metrics, fits, predictions and curves get `source` = the pull's name (default `hub:ORG/NAME@<sha12>`), so
 they never mix with `source='local'`; pulling the same revision again replaces them with identical rows.
 `literature` is reference data keyed by (source, law, parameter): only rows not yet present are added.
 Exit status: 0 pulled, 2 bad arguments or invalid files, 1 the Hub or the network failed.

@@ -76,7 +76,7 @@ def _find(fits: list[dict], law: str, target: str) -> dict | None:
     return next((f for f in fits if f["law"] == law and f["target"] == target), None)
 
 
-def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]:
+def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: list[dict] | None = None) -> list[str]:
     from benchmark.reporting import figures
     from benchmark.scaling.laws import LAWS
 
@@ -119,6 +119,7 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path) -> list[str]
     ours = [(f"this grid ({f['target']})", f) for f in fits if f["law"] == "chinchilla" and f["target"] == LOSS_TARGET]
     ours += [("this grid (approach 2)", f) for f in fits if f["law"] == "approach2" and f["target"] == LOSS_TARGET]
     written += figures.save(figures.literature(ours, literature), out / "literature")
+    written += figures.save(figures.learning_curves(runs, learning or []), out / "learning_curves")
     return written
 
 
@@ -133,7 +134,7 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
     fits = io.read_json(fits_path) if fits_path.exists() else []
     draws = io.read_json(draws_path) if draws_path and draws_path.exists() else {}
     (out / "figures").mkdir(parents=True, exist_ok=True)
-    written = make_figures(runs, metrics, fits, literature, draws, out / "figures")
+    written = make_figures(runs, metrics, fits, literature, draws, out / "figures", _read(data_dir, "curves"))
     table = leaderboard_md(runs, metrics)
     io.write_text_atomic(out / "tables" / "leaderboard.md", table)
     io.write_text_atomic(out / "tables" / "fits.tex", fits_tex(fits, literature))

@@ -1,7 +1,8 @@
 """DVC stage `train`: one grid point from scratch into `runs/<run_id>/`.
 
 Outputs: `model/` (config + final safetensors weights), `train_log.jsonl` (one JSON record per
-optimizer step) and `train.json` (the run's row of the `runs` table, written last). Resumes from
+optimizer step), `curve.json` (the learning curve: rows of the `curves` table, every train.eval_every
+tokens) and `train.json` (the run's row of the `runs` table, written last). Resumes from
 `checkpoints/` after a crash or kill; runs under `torchrun` (DDP) with the same global batch.
 """
 from __future__ import annotations
@@ -61,6 +62,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
     from benchmark.results import provenance, schema
     from benchmark.results.io import write_json_atomic
     from benchmark.training import checkpoint, corpus as corpus_mod, model as model_mod, trainer
+    from benchmark.training.validation import Curve
 
     t_proc0 = time.perf_counter() - _process_age()
     rank, world, local_rank = _dist()
@@ -118,6 +120,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
 
     batching = loader_mod.Batching(q.batch_size, micro, rank, world)
     monitor = trainer.DivergenceMonitor(p.train.divergence_factor)
+    curve = Curve.build(p, corpus, q.seq_len)  # every process reads the losses at its points; rank 0 evaluates
     step, tokens_seen, elapsed, stream_state, timing = 0, 0, 0.0, None, dict.fromkeys(_TIMING, 0.0)
     ckpt_root, log_path = out / "checkpoints", out / "train_log.jsonl"
     last = checkpoint.latest(ckpt_root) if resume else None
@@ -126,6 +129,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         step, tokens_seen, elapsed, stream_state = st["step"], st["tokens"], st["elapsed"], st["stream"]
         timing.update(st.get("timing", {}))
         monitor.load_state_dict(st["monitor"])
+        curve.load_state_dict(st.get("curve"))
         if rank == 0:
             _truncate_log(log_path, step)
             print(f"resuming {run.run_id} from step {step} ({tokens_seen} tokens)", file=sys.stderr)
@@ -170,6 +174,7 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         for (s, tok, lr, n_t, t, _, _), total, gnorm in zip(pending, totals, norms):
             loss = total / max(1, n_t)
             why = monitor.update(loss)
+            curve.observe(total, n_t)
             if log is not None:
                 log.write(json.dumps({"step": s, "tokens": tok, "loss": loss if np.isfinite(loss) else str(loss),
                                       "lr": lr, "grad_norm": gnorm, "time_s": round(t, 3)}) + "\n")
@@ -212,16 +217,22 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
                     timing["warmup_s"] += now - t_start - elapsed
                     t_warm, tokens_warm = now, tokens_seen
             due = p.train.checkpoint_every and step % p.train.checkpoint_every == 0 and tokens_seen < run.tokens
-            if len(pending) >= p.train.log_every or due or tokens_seen >= run.tokens:
+            point = curve.due(tokens_seen, n_real) or (curve.every and tokens_seen >= run.tokens)
+            if len(pending) >= p.train.log_every or due or point or tokens_seen >= run.tokens:
                 hit = flush()
                 if hit is not None:
                     diverged_step, tokens_at, reason = hit
                     status, step, tokens_seen = "diverged", diverged_step, tokens_at
                     break
+            if point and rank == 0:  # at a log read: the train losses are on the host already
+                spent = curve.seconds
+                curve.measure(net, step, tokens_seen, device)
+                if t_warm is not None:  # evaluation is not training throughput
+                    t_warm += curve.seconds - spent
             if due and rank == 0:
                 checkpoint.save(ckpt_root, step, net, opt, {
                     "step": step, "tokens": tokens_seen, "elapsed": time.perf_counter() - t_start,
-                    "stream": stream_state, "monitor": monitor.state_dict(),
+                    "stream": stream_state, "monitor": monitor.state_dict(), "curve": curve.state_dict(),
                     "timing": _timing_so_far(timing, t_warm, tokens_warm, tokens_seen, wait)})
     except loader_mod.ShardExhausted as e:
         raise StageError(str(e)) from None
@@ -264,7 +275,12 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             "data_revision": corpus.revision, "created_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
             "schema_version": schema.SCHEMA_VERSION,
         }, where=f"runs/{run.run_id}")
+        if curve.every:
+            print(f"{run.run_id}: learning curve: {len({x['tokens'] for x in curve.points})} points, {curve.seconds:.1f} s "
+                  f"evaluating ({curve.seconds / max(1e-9, wall):.1%} of the train time)", file=sys.stderr)
         _save_model(net, out / "model")
+        write_json_atomic(out / "curve.json", [schema.validate_record("curves", r, where=f"runs/{run.run_id}/curve.json")
+                                               for r in curve.records(run.run_id)])
         write_json_atomic(out / "train.json", row)
         checkpoint.remove_all(ckpt_root)  # only the final weights are the run's output
     if world > 1:

@@ -1,0 +1,152 @@
+"""Validation loss (mean loss per target token, teacher forced): the evaluate stage's val_loss and the learning curve.
+
+The evaluate stage scores every validation example; during training, `Curve` scores a fixed subset of
+them (the same examples at every point, chosen from data.seed) every `train.eval_every` tokens, with the
+same code, so a curve's last point and the run's val_loss mean the same thing (the seed article's §5.4
+plots train and validation loss over training).
+"""
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from typing import Sequence
+
+import numpy as np
+
+
+def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int) -> list[tuple[list[int], int]]:
+    """(ids, n_prompt) of each example, from position 0 (as training packs them, one per row here)."""
+    from benchmark.training.data import example_ids
+    from benchmark.training.tokenizer import encoder
+
+    encode = encoder(corpus.tokenizer)
+    enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
+    return [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
+
+
+def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
+               device: str) -> tuple[list[float], list[int]]:
+    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read)."""
+    import torch
+
+    from benchmark.training.data import IGNORE
+    from benchmark.training.trainer import loss_sum
+
+    sums, counts = [], []
+    for start in range(0, len(rows), batch_size):
+        batch = rows[start:start + batch_size]
+        width = max(len(ids) for ids, _ in batch)
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
+        for r, (seq, n_prompt) in enumerate(batch):
+            ids[r, :len(seq)] = torch.tensor(seq)
+            labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
+        with torch.no_grad():
+            logits = net(input_ids=ids.to(device), use_cache=False).logits
+            dev_labels = labels.to(device)
+            for r in range(len(batch)):  # per example, so standard errors can cluster by example
+                sums.append(loss_sum(logits[r:r + 1], dev_labels[r:r + 1]))
+        counts += [int((labels[r, 1:] != IGNORE).sum()) for r in range(len(batch))]
+    return (torch.stack(sums).tolist() if sums else []), counts
+
+
+def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
+    """Per-example summed target loss and target counts over the task's whole validation split."""
+    rows = encode_rows(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
+    return row_losses(net, rows, corpus.vocab.pad, batch_size, device)
+
+
+def fixed_subset(n: int, k: int, seed: int, task_index: int) -> list[int]:
+    """Indices of k of n validation examples: a pure function of (data.seed, task position), in order."""
+    rng = np.random.default_rng([seed, task_index])
+    return sorted(int(i) for i in rng.choice(n, size=min(k, n), replace=False))
+
+
+# Sequences per forward pass of a curve evaluation: fixed, so that the curve depends on train params only (not on
+# evaluate.batch_size) and the logits of long sequences with a large vocabulary fit a GPU (16 x 1024 x 32k fp32 = 2 GB).
+CURVE_BATCH = 16
+
+
+class Curve:
+    """The learning curve of one run: validation loss on a fixed subset (per task and 'all') and the train
+    loss beside it, every `every` tokens and at the end. Its state (points so far, the recent train
+    losses) goes into each checkpoint, so a resumed run continues the same curve.
+
+    It never changes training: it reads the losses the loop has already brought to the host, evaluates
+    under torch.no_grad with the model in eval mode (then back to train mode), and restores every torch
+    RNG state it could have touched.
+    """
+
+    def __init__(self, every: int, rows: dict[str, list], pad: int, batch_size: int, window: int):
+        self.every, self.rows, self.pad, self.batch_size = every, rows, pad, batch_size
+        self.recent: deque = deque(maxlen=max(1, window))  # (summed loss, targets) of the last steps read
+        self.points: list[dict] = []  # {split, task, tokens, step, loss}
+        self.seconds = 0.0  # spent evaluating (over every segment of a resumed run)
+
+    @classmethod
+    def build(cls, p, corpus, max_len: int) -> "Curve":
+        """The run's curve from params: train.eval_every, train.curve_examples per task (0 = off: no rows)."""
+        rows: dict[str, list] = {}
+        if p.train.eval_every:
+            for i, task in enumerate(corpus.task_names):
+                examples = corpus.split(task, "validation")
+                pick = fixed_subset(len(examples), p.train.curve_examples, p.data.seed, i)
+                rows[task] = encode_rows(corpus, task, [examples[j] for j in pick], max_len)
+        return cls(p.train.eval_every, rows, corpus.vocab.pad, CURVE_BATCH, max(10, p.train.log_every))
+
+    def due(self, tokens: int, step_tokens: int) -> bool:
+        """Whether the step that brought the run to `tokens` crossed a multiple of `every`."""
+        return bool(self.every) and tokens // self.every > (tokens - step_tokens) // self.every
+
+    def observe(self, summed_loss: float, n_targets: int) -> None:
+        """A step's train loss, once read from the device (no extra host sync)."""
+        self.recent.append((float(summed_loss), int(n_targets)))
+
+    def measure(self, net, step: int, tokens: int, device: str) -> None:
+        """Add the points at (step, tokens): train loss over the recent steps, validation loss per task and 'all'."""
+        import torch
+
+        from benchmark.evaluation.metrics import token_weighted_loss
+
+        if not self.every:
+            return
+        t0 = time.perf_counter()
+        cpu_rng = torch.get_rng_state()
+        cuda_rng = torch.cuda.get_rng_state_all() if device == "cuda" else None
+        was_training = net.training
+        net.eval()
+        try:
+            all_s, all_c, val = [], [], []
+            for task, rows in self.rows.items():
+                sums, counts = row_losses(net, rows, self.pad, self.batch_size, device)
+                val.append((task, token_weighted_loss(sums, counts)[0]))
+                all_s += sums
+                all_c += counts
+            val.append(("all", token_weighted_loss(all_s, all_c)[0]))
+        finally:
+            net.train(was_training)
+            torch.set_rng_state(cpu_rng)
+            if cuda_rng is not None:
+                torch.cuda.set_rng_state_all(cuda_rng)
+        finite = lambda v: v if math.isfinite(v) else None  # noqa: E731  (JSON has no NaN: null)
+        if self.recent:
+            total, n = (sum(x) for x in zip(*self.recent))
+            self.points.append({"split": "train", "task": "all", "tokens": tokens, "step": step,
+                                "loss": finite(total / max(1, n))})
+        self.points += [{"split": "val", "task": t, "tokens": tokens, "step": step, "loss": finite(v)} for t, v in val]
+        self.seconds += time.perf_counter() - t0
+
+    def state_dict(self) -> dict:
+        return {"points": list(self.points), "recent": [list(x) for x in self.recent], "seconds": self.seconds}
+
+    def load_state_dict(self, d: dict | None) -> None:
+        d = d or {}
+        self.points = [dict(x) for x in d.get("points", [])]
+        self.recent.clear()
+        self.recent.extend((float(s), int(n)) for s, n in d.get("recent", []))
+        self.seconds = float(d.get("seconds", 0.0))
+
+    def records(self, run_id: str) -> list[dict]:
+        """The points as rows of the `curves` table (benchmark.results.schema)."""
+        return [{"source": "local", "run_id": run_id, **pt} for pt in self.points]
