@@ -63,6 +63,23 @@ def test_points_leave_out_runs_that_did_not_complete():
     assert point_stats([3.0]) == {"n_seeds": 1, "mean": 3.0, "std": None, "rel_std": None, "min": 3.0, "max": 3.0}
 
 
+def test_replicates_that_stop_a_few_tokens_apart_are_one_point():
+    """A run stops at the first step past its budget, and each seed packs its batches differently: the default
+    grid's xs-500k trained 500,099, 500,610 and 500,688 tokens. Those are one point; 2 % more tokens is another."""
+    toks = {"xs-500k": 500_099, "xs-500k-s1": 500_610, "xs-500k-s2": 500_688, "xs-510k": 510_200, "l-500k": 500_099}
+    runs = [{"source": "local", "run_id": rid, "model_size": rid.split("-")[0], "n_params": 10 if rid[0] == "x" else 40,
+             "tokens": d, "flops": 6.0 * (10 if rid[0] == "x" else 40) * d, "status": "completed"} for rid, d in toks.items()]
+    vals = {"xs-500k": 2.0, "xs-500k-s1": 2.2, "xs-500k-s2": 2.4, "xs-510k": 1.9, "l-500k": 1.5}
+    metrics = [{"source": "local", "run_id": rid, "metric": "val_loss", "task": "all", "value": v} for rid, v in vals.items()]
+    rows = points_rows(runs, metrics)
+    assert [(r["model_size"], r["n_seeds"], r["run_ids"]) for r in rows] == [
+        ("xs", 3, "xs-500k,xs-500k-s1,xs-500k-s2"), ("xs", 1, "xs-510k"), ("l", 1, "l-500k")]
+    assert rows[0]["tokens"] == round((500_099 + 500_610 + 500_688) / 3) and rows[0]["mean"] == pytest.approx(2.2)
+    N = np.array([r["n_params"] for r in runs], float)
+    D = np.array([r["tokens"] for r in runs], float)
+    assert sorted(map(list, quality.replicate_groups(N, D, 6 * N * D))) == [[0, 1, 2], [3], [4]]
+
+
 def test_heldout_error_is_against_the_mean_of_the_replicates():
     obs = np.array([2.0, 2.2, 2.4, 3.0])            # a point with 3 seeds, one with 1
     pred = np.array([2.1, 2.1, 2.1, 3.3])

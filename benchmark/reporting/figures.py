@@ -50,15 +50,16 @@ def _by_size(runs: list[dict]) -> dict[str, list[dict]]:
 
 
 def _means(rs: list[dict], value: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(C, mean, seed std; 0 for one seed) per grid point of one size's runs: replicates (same N and D, another
-    seed) become one point (benchmark.results.points.point_stats)."""
-    from benchmark.results.points import point_stats
+    """(C, mean, seed std; 0 for one seed) per grid point of one size's runs: replicates (another seed of the
+    same point, benchmark.results.points.point_index) become one point at their mean C."""
+    from benchmark.results.points import point_index, point_stats
 
-    by: dict[tuple, list[float]] = {}
-    for r in rs:
-        if r["run_id"] in value:
-            by.setdefault((r["flops"], r["tokens"]), []).append(value[r["run_id"]])
-    stats = [(c, point_stats(v)) for (c, _), v in sorted(by.items())]
+    rs = [r for r in rs if r["run_id"] in value]
+    by: dict[int, list[dict]] = {}
+    for r, k in zip(rs, point_index([r["n_params"] for r in rs], [r["tokens"] for r in rs])):
+        by.setdefault(int(k), []).append(r)
+    stats = sorted(((float(np.mean([r["flops"] for r in g])), point_stats([value[r["run_id"]] for r in g])) for g in by.values()),
+                   key=lambda t: t[0])
     return (np.array([c for c, _ in stats]), np.array([s["mean"] for _, s in stats]),
             np.array([s["std"] or 0.0 for _, s in stats]))
 

@@ -13,19 +13,49 @@ def point_stats(y) -> dict[str, float | int | None]:
             "rel_std": std / abs(mean) if std is not None and mean != 0 else None, "min": float(y.min()), "max": float(y.max())}
 
 
+# A run stops at the first optimizer step that reaches its token budget, and how examples pack into a
+# batch depends on the seed's data order: replicates of one grid point train a few hundred tokens apart
+# (xs-500k: 500,099, 500,610 and 500,688). Runs of the same N whose D lie within this fraction of the
+# group's smallest D are one grid point.
+REPLICATE_TOLERANCE = 0.01
+
+
+def point_index(N, D) -> np.ndarray:
+    """The grid point of each run (an index, 0..k-1, in order of N then D): same N, and D within
+    REPLICATE_TOLERANCE of the smallest D of its point. The one rule for replicates (points table,
+    held-out means, figures)."""
+    N, D = np.asarray(N, dtype=float), np.asarray(D, dtype=float)
+    out = np.empty(N.size, dtype=int)
+    k, last = -1, None
+    for i in np.lexsort((D, N)):
+        if last is None or N[i] != N[last] or D[i] > (1.0 + REPLICATE_TOLERANCE) * D[last]:
+            k, last = k + 1, i
+        out[i] = k
+    return out
+
+
 def points_rows(runs: list[dict], metrics: list[dict]) -> list[dict]:
-    """Rows of the derived `points` table: per (source, size, N, D, metric, task), the completed runs' seed
-    replicates as one point with spread (point_stats)."""
-    done = {(r["source"], r["run_id"]): r for r in runs if r["status"] == "completed"}
+    """Rows of the derived `points` table: per (source, grid point, metric, task), the completed runs' seed
+    replicates as one point with spread (point_stats); its tokens and flops are the replicates' means."""
+    done = [r for r in runs if r["status"] == "completed"]
+    point: dict[tuple, tuple] = {}
+    for source in sorted({r["source"] for r in done}):
+        rs = [r for r in done if r["source"] == source]
+        for r, k in zip(rs, point_index([r["n_params"] for r in rs], [r["tokens"] for r in rs])):
+            point[(source, r["run_id"])] = (source, r["model_size"], r["n_params"], int(k))
+    runs_of: dict[tuple, list[dict]] = {}
+    for r in done:
+        runs_of.setdefault(point[(r["source"], r["run_id"])], []).append(r)
     groups: dict[tuple, list[tuple[str, float]]] = {}
     for m in metrics:
-        r = done.get((m["source"], m["run_id"]))
-        if r is not None and m["value"] is not None:
-            key = (r["source"], r["model_size"], r["n_params"], r["tokens"], m["metric"], m["task"], r["flops"])
-            groups.setdefault(key, []).append((r["run_id"], m["value"]))
+        key = point.get((m["source"], m["run_id"]))
+        if key is not None and m["value"] is not None:
+            groups.setdefault((*key, m["metric"], m["task"]), []).append((m["run_id"], m["value"]))
     out = []
-    for (source, size, n, d, metric, task, flops), vals in sorted(groups.items()):
+    for (source, size, n, k, metric, task), vals in groups.items():
         ids, ys = zip(*sorted(vals))
-        out.append({"source": source, "model_size": size, "n_params": n, "tokens": d, "metric": metric, "task": task,
-                    "flops": float(flops), **point_stats(list(ys)), "run_ids": ",".join(ids)})
-    return out
+        rs = runs_of[(source, size, n, k)]
+        out.append({"source": source, "model_size": size, "n_params": n,
+                    "tokens": int(round(np.mean([r["tokens"] for r in rs]))), "metric": metric, "task": task,
+                    "flops": float(np.mean([r["flops"] for r in rs])), **point_stats(list(ys)), "run_ids": ",".join(ids)})
+    return sorted(out, key=lambda p: (p["source"], p["n_params"], p["tokens"], p["metric"], p["task"]))

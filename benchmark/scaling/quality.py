@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmark.results.points import point_stats
+from benchmark.results.points import point_index, point_stats
 
 UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6 (or an SE 10^6 x the estimate): not pinned down
 AT_BOUND = 1e-8             # a parameter bounded below by 0 with an estimate under this sits at its bound (E -> 0)
@@ -22,8 +22,9 @@ SEED_REL_TARGET = 0.01      # a grid point's seed-to-seed std of validation loss
 
 
 def replicate_groups(N: np.ndarray | None, D: np.ndarray | None, C: np.ndarray | None) -> list[np.ndarray]:
-    """Indices of the runs of each grid point (same N and D; same C where N or D is absent), in first-seen order."""
-    keys = list(zip(N, D)) if N is not None and D is not None else list(C) if C is not None else []
+    """Indices of the runs of each grid point (benchmark.results.points.point_index: same N, D within its
+    tolerance; the same C where N or D is absent), in first-seen order."""
+    keys = list(point_index(N, D)) if N is not None and D is not None else list(C) if C is not None else []
     groups: dict = {}
     for i, k in enumerate(keys):
         groups.setdefault(k, []).append(i)
