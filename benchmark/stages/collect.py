@@ -24,19 +24,24 @@ class CollectError(ValueError):
     """A run's files are missing or inconsistent; the message names the file."""
 
 
-def read_curve(path: Path, run_id: str, kinds: dict[str, str]) -> list[dict]:
-    """A run's learning curve (curve.json, rows of the `curves` table), validated."""
+def _read_rows(path: Path, table: str, run_id: str, kinds: dict[str, str], missing: str, what: str) -> list[dict]:
+    """Rows of `table` from one of a run's JSON list files, validated: each of this run, source 'local', a task of params."""
     if not path.exists():
-        raise CollectError(f"{path}: missing (retrain the run: the train stage writes it)")
+        raise CollectError(f"{path}: missing ({missing})")
     records = io.read_json(path)
     if not isinstance(records, list):
-        raise CollectError(f"{path}: expected a list of curve rows, got {type(records).__name__}")
-    rows = [schema.validate_record("curves", r, where=f"{path} row {i}") for i, r in enumerate(records)]
+        raise CollectError(f"{path}: expected a list of {what} rows, got {type(records).__name__}")
+    rows = [schema.validate_record(table, r, where=f"{path} row {i}") for i, r in enumerate(records)]
     bad = [r for r in rows if r["run_id"] != run_id or r["source"] != LOCAL or r["task"] not in {*kinds, "all"}]
     if bad:
         raise CollectError(f"{path}: a row of run {bad[0]['run_id']!r}, source {bad[0]['source']!r}, task "
                            f"{bad[0]['task']!r} (expected run {run_id!r}, source 'local', a task of params)")
     return rows
+
+
+def read_curve(path: Path, run_id: str, kinds: dict[str, str]) -> list[dict]:
+    """A run's learning curve (curve.json, rows of the `curves` table), validated."""
+    return _read_rows(path, "curves", run_id, kinds, "retrain the run: the train stage writes it", "curve")
 
 
 def read_run(run_dir: Path, run_id: str, kinds: dict[str, str], size: str | None = None):
@@ -52,16 +57,7 @@ def read_run(run_dir: Path, run_id: str, kinds: dict[str, str], size: str | None
     metrics, preds = [], None
     if run["status"] == "completed":
         mpath = run_dir / "metrics.json"
-        if not mpath.exists():
-            raise CollectError(f"{mpath}: missing (has the run been evaluated and scored?)")
-        records = io.read_json(mpath)
-        if not isinstance(records, list):
-            raise CollectError(f"{mpath}: expected a list of metric rows, got {type(records).__name__}")
-        metrics = [schema.validate_record("metrics", r, where=f"{mpath} row {i}") for i, r in enumerate(records)]
-        bad = [r for r in metrics if r["run_id"] != run_id or r["source"] != LOCAL or r["task"] not in {*kinds, "all"}]
-        if bad:
-            raise CollectError(f"{mpath}: a row of run {bad[0]['run_id']!r}, source {bad[0]['source']!r}, task "
-                               f"{bad[0]['task']!r} (expected run {run_id!r}, source 'local', a task of params)")
+        metrics = _read_rows(mpath, "metrics", run_id, kinds, "has the run been evaluated and scored?", "metric")
         have = {(r["task"], r["metric"]) for r in metrics}
         # every completed run has val_loss per task and 'all', and each task's metrics (metrics.METRICS)
         need = {("all", metrics_mod.LOSS)} | {(t, metrics_mod.LOSS) for t in kinds}
