@@ -2,13 +2,16 @@
 
 Each side runs in its own fresh copy of the repository (tracked and untracked, not ignored files)
 with params.yaml := the given config, from nothing (prepare included) to a clean `dvc status`.
-Prints both times, their ratio and the load average before and after each side.
+Prints both times, their ratio and the load average before and after each side; then, on each side,
+the wall time of a second `dvc repro` (a no-op: it must run no stage).
 
     python bench/launch_speed.py --config configs/tiny.yaml --jobs 2
+    python bench/launch_speed.py --config params.yaml --jobs 2 --keep /tmp/grid   # the default grid, copies kept
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import subprocess
@@ -52,17 +55,36 @@ def _timed(argv: list[str], cwd: Path) -> float:
     return wall
 
 
+def _noop(cwd: Path) -> float:
+    """Wall time of `dvc repro` on an up-to-date pipeline; exits if it runs any stage."""
+    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    t0 = time.perf_counter()
+    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=cwd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0 or "Running stage" in r.stdout:
+        sys.exit(f"error: the no-op `dvc repro` in {cwd} ran a stage or failed (exit code {r.returncode})\n"
+                 f"{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return wall
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--keep", metavar="DIR", help="build both copies under DIR (must not exist) and keep them")
     args = ap.parse_args()
-    with tempfile.TemporaryDirectory(prefix="launch_speed_") as tmp:
+    if args.keep:
+        Path(args.keep).mkdir(parents=True)
+    with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="launch_speed_")) as tmp:
         a = _copy(Path(args.config), Path(tmp) / "repro")
         b = _copy(Path(args.config), Path(tmp) / "launch")
         print(f"{args.config}, {os.cpu_count()} cores", flush=True)
         t_repro = _timed([str(BIN / "dvc"), "repro"], a)
         t_launch = _timed([sys.executable, "-m", "benchmark", "launch", "--executor", "local", "--jobs", str(args.jobs)], b)
+        for side in (a, b):
+            walls = [_noop(side) for _ in range(2)]
+            print(f"no-op dvc repro after {side.name:<8} {walls[0]:.2f} s, {walls[1]:.2f} s", flush=True)
+    print(f"dvc repro {t_repro / 60:.1f} min, launch --jobs {args.jobs} {t_launch / 60:.1f} min")
     print(f"dvc repro / launch --jobs {args.jobs}: {t_repro / t_launch:.2f}x")
     return 0
 
