@@ -7,6 +7,7 @@ the wall time of a second `dvc repro` (a no-op: it must run no stage).
 
     python bench/launch_speed.py --config configs/tiny.yaml --jobs 2
     python bench/launch_speed.py --config params.yaml --jobs 2 --keep /tmp/grid   # the default grid, copies kept
+    python bench/launch_speed.py --config params.yaml --only launch             # one side alone (no ratio)
 """
 from __future__ import annotations
 
@@ -71,21 +72,23 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--config", default=str(ROOT / "configs" / "tiny.yaml"))
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--only", choices=("repro", "launch"), help="time one side alone (no ratio)")
     ap.add_argument("--keep", metavar="DIR", help="build both copies under DIR (must not exist) and keep them")
     args = ap.parse_args()
     if args.keep:
         Path(args.keep).mkdir(parents=True)
     with (contextlib.nullcontext(args.keep) if args.keep else tempfile.TemporaryDirectory(prefix="launch_speed_")) as tmp:
-        a = _copy(Path(args.config), Path(tmp) / "repro")
-        b = _copy(Path(args.config), Path(tmp) / "launch")
+        sides = {s: _copy(Path(args.config), Path(tmp) / s) for s in ("repro", "launch") if args.only in (None, s)}
         print(f"{args.config}, {os.cpu_count()} cores", flush=True)
-        t_repro = _timed([str(BIN / "dvc"), "repro"], a)
-        t_launch = _timed([sys.executable, "-m", "benchmark", "launch", "--executor", "local", "--jobs", str(args.jobs)], b)
-        for side in (a, b):
-            walls = [_noop(side) for _ in range(2)]
-            print(f"no-op dvc repro after {side.name:<8} {walls[0]:.2f} s, {walls[1]:.2f} s", flush=True)
-    print(f"dvc repro {t_repro / 60:.1f} min, launch --jobs {args.jobs} {t_launch / 60:.1f} min")
-    print(f"dvc repro / launch --jobs {args.jobs}: {t_repro / t_launch:.2f}x")
+        argv = {"repro": [str(BIN / "dvc"), "repro"],
+                "launch": [sys.executable, "-m", "benchmark", "launch", "--executor", "local", "--jobs", str(args.jobs)]}
+        walls = {s: _timed(argv[s], d) for s, d in sides.items()}
+        for side in sides.values():
+            noop = [_noop(side) for _ in range(2)]
+            print(f"no-op dvc repro after {side.name:<8} {noop[0]:.2f} s, {noop[1]:.2f} s", flush=True)
+    print(", ".join(f"{s} {w / 60:.1f} min" for s, w in walls.items()))
+    if len(walls) == 2:
+        print(f"dvc repro / launch --jobs {args.jobs}: {walls['repro'] / walls['launch']:.2f}x")
     return 0
 
 

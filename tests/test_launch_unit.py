@@ -180,3 +180,21 @@ def _read(path: Path) -> str:
         return path.read_text()
     except FileNotFoundError:
         return ""
+
+
+def test_points_start_largest_first_and_a_toy_params_file_keeps_the_grid_order(tmp_path):
+    """With fewer slots than points, the longest jobs start first (LPT): the tiny grid in grid order is
+    a-3k ... c-9k, smallest first; launch starts c-9k first and a-3k last."""
+    from benchmark.stages.launch import largest_first
+
+    root = Path(__file__).resolve().parents[1]
+    (tmp_path / "params.yaml").write_text((root / "configs" / "tiny.yaml").read_text())
+    keys = list(yaml.safe_load((tmp_path / "params.yaml").read_text())["runs"])
+    got = [p.key for p in largest_first(tmp_path, [launch_dvc.Point(k, []) for k in keys])]
+    assert keys[0] == "a-3k" and keys[-1] == "c-9k"
+    assert got[0] == "c-9k" and got[-1] == "a-3k" and sorted(got) == sorted(keys)
+    for size in "abc":  # the same size: more tokens first
+        assert [k for k in got if k.startswith(size)] == [f"{size}-9k", f"{size}-6k", f"{size}-3k"]
+
+    (tmp_path / "params.yaml").write_text("runs: {p: {n: 1, s: 0}, q: {n: 2, s: 0}}\n")  # not this benchmark's
+    assert [p.key for p in largest_first(tmp_path, [launch_dvc.Point(k, []) for k in ("q", "p")])] == ["q", "p"]

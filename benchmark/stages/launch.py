@@ -42,6 +42,20 @@ def _sizes(root: Path) -> dict[str, str]:
     return {k: str(v.get("size")) for k, v in (raw.get("runs") or {}).items() if isinstance(v, dict)}
 
 
+def largest_first(root: Path, todo: list) -> list:
+    """The points in the order they start: the largest estimated cost first (6ND plus attention FLOPs, from
+    benchmark.config.grid), grid order among equals. With fewer slots than points the longest jobs then
+    start first and the last to end is a short one (LPT scheduling, Graham 1969). A params.yaml that is not
+    this benchmark's (a toy pipeline) keeps the grid order."""
+    from benchmark.config import grid, params
+
+    try:
+        cost = {q.run_id: q.flops_attention for q in grid.points(params.load(str(root / "params.yaml")))}
+    except params.ParamsError:
+        return list(todo)
+    return sorted(todo, key=lambda p: -cost.get(p.key, 0.0))
+
+
 def _n_gpus() -> int:
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) == "":
         return 0
@@ -137,7 +151,7 @@ def run(args) -> int:
     _check_not_running(work, todo, args.executor)
     launch_id = f"{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
     table = Table([p.key for p in todo])
-    pending = list(todo)
+    pending = largest_first(root, todo)
     active: dict[str, tuple] = {}  # point -> (runner, stages, snapshot, JobSpec)
     prepared = launch_dvc.prepare_points(root, {p.key: p.stale for p in todo})
     try:
