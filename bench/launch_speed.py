@@ -40,9 +40,14 @@ def _copy(config: Path, dst: Path) -> Path:
     return dst
 
 
+def _env() -> dict[str, str]:
+    """The environment both sides and the no-op repro run in (this venv's dvc and python first)."""
+    return {**os.environ, "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
+            "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+
 def _timed(argv: list[str], cwd: Path) -> float:
-    env = {**os.environ, "TOKENIZERS_PARALLELISM": "false", "DVC_NO_ANALYTICS": "1", "HF_HUB_OFFLINE": "1",
-           "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = _env()
     load = os.getloadavg()[0]
     t0 = time.perf_counter()
     r = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True)
@@ -58,9 +63,8 @@ def _timed(argv: list[str], cwd: Path) -> float:
 
 def _noop(cwd: Path) -> float:
     """Wall time of `dvc repro` on an up-to-date pipeline; exits if it runs any stage."""
-    env = {**os.environ, "DVC_NO_ANALYTICS": "1", "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     t0 = time.perf_counter()
-    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=cwd, env=env, capture_output=True, text=True)
+    r = subprocess.run([str(BIN / "dvc"), "repro"], cwd=cwd, env=_env(), capture_output=True, text=True)
     wall = time.perf_counter() - t0
     if r.returncode != 0 or "Running stage" in r.stdout:
         sys.exit(f"error: the no-op `dvc repro` in {cwd} ran a stage or failed (exit code {r.returncode})\n"
