@@ -9,8 +9,11 @@ val_loss exists. Only runs with status 'completed' enter a fit.
 """
 from __future__ import annotations
 
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from benchmark import cli
@@ -25,6 +28,23 @@ from benchmark.scaling.targets import fit_metrics, fit_rows, fit_target, heldout
 SettingsError = params_mod.ParamsError
 
 
+def _timed_fit(target: str, pts, s: dict) -> tuple[list[FitResult], list[str], float]:
+    t0 = time.perf_counter()
+    res, skip = fit_target(target, pts, s)
+    return res, skip, time.perf_counter() - t0
+
+
+def _fit_targets(items: list[tuple], s: dict) -> list[tuple[list[FitResult], list[str], float]]:
+    """fit_target for each (target, points), in order. Targets are independent (each fit seeds its own bootstrap
+    from the settings), so they run in one process per core, with the same results as one after another."""
+    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [_timed_fit(t, pts, s) for t, pts in items]
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+        futures = [pool.submit(_timed_fit, t, pts, s) for t, pts in items]
+        return [f.result() for f in futures]
+
+
 def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, source: str = LOCAL,
         data_dir: str | Path | None = None) -> list[FitResult]:
     """Fit every target; write the DuckDB tables fits and literature, fits.json, and (with data_dir)
@@ -37,12 +57,11 @@ def run(db_path: str | Path, params_path: str | Path, out_path: str | Path, sour
     finally:
         con.close()
     results, skipped = [], []
-    for target, pts in sorted(targets.items()):
-        t0 = time.perf_counter()
-        res, skip = fit_target(target, pts, s)
+    items = sorted(targets.items())
+    for (target, pts), (res, skip, seconds) in zip(items, _fit_targets(items, s)):
         results += res
         skipped += skip
-        print(f"fit: {target}: {len(res)} laws on {pts.n} runs in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
+        print(f"fit: {target}: {len(res)} laws on {pts.n} runs in {seconds:.1f}s", file=sys.stderr)
     for line in skipped:
         print(f"fit: skipped {line}", file=sys.stderr)
     print(heldout_table(results), file=sys.stderr)
