@@ -281,13 +281,14 @@ def test_mutated_csvs_never_give_a_traceback(tmp_path, data):
 
 
 def test_the_check_stage_output_is_constant_and_a_bad_value_writes_nothing(tmp_path):
-    """The check stage's output may not change with the params (else every stage re-runs on any edit)."""
-    from benchmark.stages import check
+    """The check stage's outputs (the code pins) may not change with the params (else every stage re-runs on any edit)."""
+    from benchmark.config import code
 
     for i, text in enumerate((TINY.read_text(), TINY.read_text().replace("tokens: 3000", "tokens: 3500"))):
         (tmp_path / "p.yaml").write_text(text)
-        assert cli(tmp_path, "check", "--params", "p.yaml", "--out", f"ok{i}").returncode == 0
-    assert (tmp_path / "ok0").read_text() == (tmp_path / "ok1").read_text() == check.PASSED
+        assert cli(tmp_path, "check", "--params", "p.yaml", "--pins", f"ok{i}").returncode == 0
+    for command in code.PIPELINE:
+        assert (tmp_path / "ok0" / f"{command}.sha256").read_text() == (tmp_path / "ok1" / f"{command}.sha256").read_text()
     (tmp_path / "p.yaml").write_text(TINY.read_text().replace("fit:\n", "fit:\n  bootstrapp: 3\n"))
-    one_line_error(cli(tmp_path, "check", "--params", "p.yaml", "--out", "bad"), "fit.bootstrapp: unknown key")
+    one_line_error(cli(tmp_path, "check", "--params", "p.yaml", "--pins", "bad"), "fit.bootstrapp: unknown key")
     assert not (tmp_path / "bad").exists()

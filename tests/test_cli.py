@@ -7,9 +7,9 @@ import sys
 import pytest
 
 from benchmark import __main__ as cli_main, cli
+from benchmark.evaluation import metrics
 from benchmark.training import corpus
 from benchmark.errors import StageError
-from benchmark.stages.score import score_predictions
 
 
 @pytest.mark.parametrize("command", sorted(cli_main.COMMANDS))
@@ -30,8 +30,8 @@ def test_fit_csv_help_is_not_cut_mid_sentence():
 def test_library_functions_raise_instead_of_exiting(tmp_path):
     with pytest.raises(StageError, match="manifest.json not found"):
         corpus.load(tmp_path)
-    with pytest.raises(StageError, match="which params do not define"):
-        score_predictions([{"task": "poetry", "prediction": "a", "reference": "b"}], {}, "r", 0, 0)
+    with pytest.raises(ValueError, match="which params do not define"):
+        metrics.score_predictions([{"task": "poetry", "prediction": "a", "reference": "b"}], {}, "r", 0, 0)
 
 
 def test_main_turns_a_library_error_into_one_line_and_exit_code(tmp_path, root):

@@ -13,7 +13,7 @@ from tests_paths import ROOT
 
 def test_dvc_yaml_declares_run_headlines_and_fit_metrics():
     stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert stages["score"]["do"]["metrics"] == ["runs/${key}/headline.json"]
+    assert stages["evaluate"]["do"]["metrics"] == ["runs/${key}/headline.json"]
     assert [next(iter(m)) for m in stages["fit"]["metrics"]] == ["leaderboard/fit_metrics.json"]
 
 

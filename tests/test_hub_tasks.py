@@ -88,7 +88,6 @@ def test_hub_folders_stand_in_for_every_task(hub_params):
     run = d / "run"
     _run(["train", "a-4k", "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--out", str(run)], ROOT)
     _run(["evaluate", "a-4k", "--params", str(d / "params.yaml"), "--data", str(d / "data"), "--run-dir", str(run)], ROOT)
-    _run(["score", "a-4k", "--params", str(d / "params.yaml"), "--run-dir", str(run)], ROOT)
     metrics = {(r["task"], r["metric"]) for r in json.loads((run / "metrics.json").read_text())}
     assert {("translation", "bleu"), ("summarization", "rougeL"), ("classification", "accuracy"), ("all", "val_loss")} <= metrics
     assert json.loads((run / "train.json").read_text())["data_revision"] == c.revision

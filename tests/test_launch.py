@@ -62,15 +62,14 @@ def _assert_clean(repo: Path) -> None:
 
 
 def _outputs(repo: Path, run_ids) -> dict:
-    """Per run: train.json without its timed fields, metrics.json, predictions.parquet and eval.json as bytes."""
+    """Per run: train.json without its timed fields, metrics.json and predictions.parquet as bytes."""
     out = {}
     for rid in run_ids:
         d = repo / "runs" / rid
         row = json.loads((d / "train.json").read_text())
         out[rid] = {"train": {k: v for k, v in row.items() if k not in TIMED},
                     "metrics": (d / "metrics.json").read_bytes(),
-                    "predictions": (d / "predictions.parquet").read_bytes(),
-                    "eval": (d / "eval.json").read_bytes()}
+                    "predictions": (d / "predictions.parquet").read_bytes()}
     return out
 
 
@@ -186,7 +185,7 @@ def test_a_failing_point_does_not_stop_the_others_and_a_relaunch_runs_only_it(la
     assert "failed: c-12k: train@c-12k: exit code 2" in r.stderr
     assert "error: runs/c-12k/checkpoints: Not a directory" in (repo / ".dvc" / "tmp" / "launch" / "logs" / "c-12k.log").read_text()
     stale = _dvc(repo, "status")
-    assert "train@a-12k" not in stale and "score@b-12k" not in stale  # the others finished and are recorded
+    assert "train@a-12k" not in stale and "evaluate@b-12k" not in stale  # the others finished and are recorded
     assert "train@c-12k" in stale
 
     blocker.unlink()

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pyarrow.parquet as pq
 import pytest
 
 from benchmark.evaluation import metrics
 from benchmark.results.parquet import table_to_arrow, write_parquet_atomic
-from benchmark.stages.score import read_predictions, score_predictions
 from benchmark.tasks import generated_split
 
 REFS = [e["target"] for e in generated_split("translation", 1, "test", 60)]
@@ -44,8 +44,8 @@ def test_bleu_equals_the_sacrebleu_cli_on_saved_predictions(tmp_path):
              "input": "x", "reference": r, "prediction": h} for i, (r, h) in enumerate(zip(REFS, hyps))]
     path = tmp_path / "predictions.parquet"
     write_parquet_atomic(table_to_arrow(rows, "predictions"), path)
-    saved = read_predictions(path)
-    ours = score_predictions(saved, {"translation": "translation"}, "r", bootstrap=50, seed=0)[0]
+    saved = pq.read_table(path).to_pylist()
+    ours = metrics.score_predictions(saved, {"translation": "translation"}, "r", bootstrap=50, seed=0)[0]
     (tmp_path / "ref.txt").write_text("\n".join(r["reference"] for r in saved) + "\n")
     (tmp_path / "hyp.txt").write_text("\n".join(r["prediction"] for r in saved) + "\n")
     cli = shutil.which("sacrebleu", path=str(Path(sys.executable).parent)) or "sacrebleu"

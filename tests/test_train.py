@@ -74,8 +74,9 @@ def test_same_config_twice_gives_bit_identical_losses_weights_and_val_loss(workd
         _run(["evaluate", "c-9k", "--params", str(workdir / "params.yaml"), "--data", str(workdir / "data"), "--run-dir", str(out)])
     assert _losses(outs[0]) == _losses(outs[1]) and len(_losses(outs[0])) > 10
     assert _same_weights(_weights(outs[0]), _weights(outs[1]))
-    vals = [json.loads((o / "eval.json").read_text()) for o in outs]
+    vals = [json.loads((o / "metrics.json").read_text()) for o in outs]
     assert [r["value"] for r in vals[0]] == [r["value"] for r in vals[1]]  # exact, not approximate
+    assert {r["metric"] for r in vals[0]} >= {"val_loss", "bleu", "rougeL", "accuracy"}
     rec = json.loads((outs[0] / "train.json").read_text())
     assert rec["status"] == "completed" and rec["tokens"] >= 9000 and not (outs[0] / "checkpoints").exists()
 

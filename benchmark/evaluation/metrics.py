@@ -165,6 +165,21 @@ def for_kind(kind: str, predictions: list[str], references: list[str], bootstrap
     return [accuracy(predictions, references)]
 
 
+def score_predictions(pred_rows: list[dict], kinds: dict[str, str], run_id: str, bootstrap: int, seed: int) -> list[dict]:
+    """`metrics` rows (BLEU, ROUGE, accuracy) for the predictions of one run, task by task in the order the
+    tasks first appear; `kinds` maps each task to its kind. A task params do not define is a ValueError."""
+    tasks = list(dict.fromkeys(r["task"] for r in pred_rows))
+    out = []
+    for task in tasks:
+        if task not in kinds:
+            raise ValueError(f"{run_id}: predictions for task {task!r}, which params do not define")
+        rows = [r for r in pred_rows if r["task"] == task]
+        for s in for_kind(kinds[task], [r["prediction"] for r in rows], [r["reference"] for r in rows], bootstrap, seed):
+            out.append({"source": "local", "run_id": run_id, "task": task, "metric": s.metric, "value": s.value,
+                        "stderr": s.stderr, "n": s.n, "signature": s.signature})
+    return out
+
+
 LOSS_SIGNATURE = ("mean next-token cross-entropy in nats per target token (target words and </s>), teacher forced,"
                   f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
 

@@ -1,19 +1,21 @@
 """DVC stage `check`: every params section checked before any other stage may remove an output.
 
 DVC deletes a stage's outputs before running its command, so a bad value found by the train or fit
-stage itself costs the finished model or fit. Every stage depends on this stage's output; DVC runs
-it first and stops at its error. The output's content is constant when the check passes, so a
-param edit re-runs this stage without making any other stage out of date.
+stage itself costs the finished model or fit. Every stage depends on this stage's outputs; DVC runs
+it first and stops at its error.
+
+When the check passes, `--pins DIR` writes DIR/<command>.sha256 for each pipeline command: the sha256
+of every module the command imports (benchmark/config/code.py). Each stage depends on its command's
+pin, so a code edit re-runs the stages whose commands import the edited module and no other, and a
+param edit (which leaves every pin as it was) re-runs only the stages that read that param.
 """
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
-from benchmark.config import grid, params as params_mod
+from benchmark.config import code, grid, params as params_mod
 from benchmark.results import io
-
-PASSED = "params checked: every section of the params file is valid\n"
 
 
 def check(params_path: str | Path) -> params_mod.Params:
@@ -26,10 +28,12 @@ def check(params_path: str | Path) -> params_mod.Params:
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(prog="python -m benchmark check", description=__doc__.splitlines()[0])
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--out", default=None, help="file to write when the check passes (the DVC stage's output)")
+    ap.add_argument("--pins", default=None, help="folder for one <command>.sha256 per pipeline command (its modules' sha256)")
     args = ap.parse_args(argv)
     p = check(args.params)
-    if args.out:
-        io.write_text_atomic(args.out, PASSED)
+    if args.pins:
+        root = Path(__file__).resolve().parents[2]
+        for command in code.PIPELINE:
+            io.write_text_atomic(Path(args.pins) / f"{command}.sha256", code.pin(root, command))
     print(f"{args.params}: ok ({len(p.runs)} runs)")
     return 0
