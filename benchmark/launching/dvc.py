@@ -1,7 +1,7 @@
 """DVC bookkeeping of `launch`: which stages are grid points, which are stale, their commands, and `dvc commit`.
 
 dvc.yaml stays the only description of the pipeline. A grid point is the set of stages a `foreach`
-generates for one key (`train@k`, `evaluate@k`, `score@k`, whatever dvc.yaml holds); the stages
+generates for one key (`train@k`, `evaluate@k`, whatever dvc.yaml holds); the stages
 its points depend on are upstream (`prepare`, ...), every other stage is downstream (`collect`,
 `fit`, `report`). Commands are taken as DVC resolves them and run as DVC runs them (the same shell
 argv, working directory and `DVC_ROOT`/`DVC_STAGE` variables, outputs removed first except

@@ -208,7 +208,7 @@ def usage_section(repo_id: str, git_sha: str, tables: Sequence[TableSummary], co
 {clone}
 git checkout {git_sha.removesuffix('+dirty')}
 pip install -e .   # pinned dependencies, see pyproject.toml
-dvc repro          # prepare -> train -> evaluate -> score -> collect -> fit -> report
+dvc repro          # check -> prepare -> train -> evaluate -> collect -> fit -> report
 ```
 
 These files were produced at git commit `{git_sha}`{' (with uncommitted changes)' if git_sha.endswith('+dirty') else ''}.

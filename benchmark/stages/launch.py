@@ -1,7 +1,7 @@
 """`python -m benchmark launch`: run every stale grid point as its own job (local processes or SLURM), then collect/fit/report.
 
 Stale upstream stages (`prepare`, ...) run first with `dvc repro`. Each point that `dvc status`
-reports runs its stale stages (train -> evaluate -> score) as one job; a finished point is
+reports runs its stale stages (train -> evaluate) as one job; a finished point is
 recorded at once with `dvc commit` of exactly those stages (after checking that their inputs did
 not change meanwhile), so a relaunch after a crash, a kill or a failure runs only the points that
 did not finish. When every point is done, `dvc repro` runs the downstream stages, after which
