@@ -5,7 +5,7 @@ The check stage writes one pin file per pipeline command (`pins/<command>.sha256
 `sha256sum -c` reads) and each stage depends on its command's pin instead of listing its modules:
 an edit to a module re-runs exactly the stages whose commands import it, as a hand-written list of
 modules per stage would, at the cost of one dependency per stage in DVC's status check (a no-op
-`dvc repro` of the 16-run default grid costs about 1 s less; README, "Measured figures").
+`dvc repro` of the 16-run default grid: median 2.8 s against 3.8 s with the lists; README, "Measured figures").
 """
 from __future__ import annotations
 
