@@ -34,13 +34,26 @@ def _timed_fit(target: str, pts, s: dict) -> tuple[list[FitResult], list[str], f
     return res, skip, time.perf_counter() - t0
 
 
+def _die_with(parent: int) -> None:
+    """Pool initializer (Linux): the worker gets SIGKILL when the fit process dies, so a fit killed mid-run
+    (SIGKILL, a scheduler's time limit) leaves no worker behind holding a core or its caller's pipes."""
+    import ctypes
+    import signal
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL))  # 1 = PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the fit process died before the call above
+        os._exit(1)
+
+
 def _fit_targets(items: list[tuple], s: dict) -> list[tuple[list[FitResult], list[str], float]]:
     """fit_target for each (target, points), in order. Targets are independent (each fit seeds its own bootstrap
-    from the settings), so they run in one process per core, with the same results as one after another."""
-    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+    from the settings), so on Linux they run in one forked process per core, with the same results as one after
+    another; elsewhere one after another."""
+    workers = min(len(items), len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 1)
+    if workers <= 1 or not sys.platform.startswith("linux"):
         return [_timed_fit(t, pts, s) for t, pts in items]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                             initializer=_die_with, initargs=(os.getpid(),)) as pool:
         futures = [pool.submit(_timed_fit, t, pts, s) for t, pts in items]
         return [f.result() for f in futures]
 
