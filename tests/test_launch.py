@@ -129,7 +129,7 @@ def test_local_launch_equals_sequential_repro_and_leaves_dvc_clean(launched, seq
     assert "9 of 9 grid points to run" in r.stderr and "2 job(s) at once, 1 thread(s) each" in r.stderr
     ours = _outputs(repo, GRID)
     for rid in GRID:
-        for name in ("train", "metrics", "predictions", "eval"):
+        for name in ("train", "metrics", "predictions"):
             assert ours[rid][name] == sequential[rid][name], (rid, name)
     assert (repo / "leaderboard" / "fits.json").exists()
     _assert_clean(repo)
