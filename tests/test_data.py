@@ -121,3 +121,20 @@ def test_unpadded_decoder_and_target_only_head_give_the_loss_and_gradients_of_th
     (la, ga), (lb, gb) = grads
     assert abs(la - lb) <= 1e-9 * abs(la)
     assert ga.keys() == gb.keys() and all(torch.allclose(ga[k], gb[k], rtol=1e-7, atol=1e-12) for k in ga)
+
+
+def test_a_task_can_size_its_own_test_split():
+    """data.tasks.<name>.test_examples overrides data.test_examples for that task alone (BLEU needs more
+    examples than accuracy for the same standard error)."""
+    import yaml
+
+    from benchmark.stages.prepare import _held_out
+    from tests_paths import TINY
+
+    raw = yaml.safe_load(TINY.read_text())
+    raw["data"]["tasks"]["translation"]["test_examples"] = 30
+    p = params.parse(raw)
+    sizes = {t.name: tuple(len(s) for s in _held_out(t, p)[:2]) for t in p.data.tasks}
+    n_val, n_test = p.data.validation_examples, p.data.test_examples
+    assert n_test != 30
+    assert sizes == {t.name: (n_val, 30 if t.name == "translation" else n_test) for t in p.data.tasks}

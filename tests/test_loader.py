@@ -48,6 +48,24 @@ def _tensors(item: dict) -> dict:
     return {k: torch.as_tensor(v) if isinstance(v, np.ndarray) else v for k, v in item.items()}
 
 
+@pytest.mark.parametrize("weights", [(1, 1, 1), (5, 3, 2), (0.9, 0.1)])
+def test_every_stratum_of_the_mixture_holds_each_task_in_its_share(weights):
+    """The task mix is stratified: each STRATUM consecutive examples hold task t floor or ceil of STRATUM x w_t
+    times, in an order that differs between seeds, so the mix adds no seed noise to a run's task counts."""
+    w = np.asarray(weights, float) / sum(weights)
+    cum = np.cumsum(w)
+    k = 3 * loader.MIX_BLOCK + 5 * loader.STRATUM  # crosses block boundaries
+    orders = []
+    for seed in range(4):
+        tasks = loader.mixture(seed, cum, 0, k)
+        strata = tasks.reshape(-1, loader.STRATUM)
+        counts = np.stack([np.bincount(s, minlength=len(w)) for s in strata])
+        assert (counts >= np.floor(loader.STRATUM * w) - 1e-9).all() and (counts <= np.ceil(loader.STRATUM * w) + 1e-9).all()
+        assert np.array_equal(loader.mixture(seed, cum, 1000, 70_000), tasks[1000:70_000])  # a pure function of k
+        orders.append(tasks[:loader.STRATUM])
+    assert len({o.tobytes() for o in orders}) == len(orders)  # each seed orders a stratum its own way
+
+
 def test_shards_hold_the_generated_stream_tokenized(prepared):
     p, c = prepared
     m = c.manifest["shards"]

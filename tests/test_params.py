@@ -31,6 +31,7 @@ def test_default_grid_spans_the_required_ranges(root):
     (lambda r: r["runs"]["a-3k"].update(tokens=-5), "runs.a-3k.tokens"),
     (lambda r: r["data"]["tasks"].update(poetry={"kind": "poetry", "generator": "translation"}), "data.tasks.poetry.kind"),
     (lambda r: r["data"]["tasks"]["translation"].update(generator="sonnets"), "data.tasks.translation.generator"),
+    (lambda r: r["data"]["tasks"]["translation"].update(test_examples=0), "data.tasks.translation.test_examples"),
     (lambda r: r["train"].pop("beta1"), "train.beta1"),
     (lambda r: r.pop("evaluate"), "evaluate"),
     (lambda r: r["model"]["sizes"]["a"].update(n_heads=5), "model.sizes.a.n_heads"),

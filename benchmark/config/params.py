@@ -77,6 +77,7 @@ class Task:
     weight: float  # share of training examples
     generator: str | None = None  # a generated task ...
     hub: HubSource | None = None  # ... or a Hub dataset
+    test_examples: int | None = None  # this task's test split, when it needs another size than data.test_examples
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -196,7 +197,7 @@ def _parse_hub(d: Any, path: str) -> HubSource:
 
 
 def _parse_task(name: str, d: Any, path: str) -> Task:
-    _no_unknown(d, {"kind", "weight", "generator", "hub"}, path)
+    _no_unknown(d, {"kind", "weight", "generator", "hub", "test_examples"}, path)
     kind = _get(d, "kind", path, str, check=lambda v: v in KINDS, why=f"one of {', '.join(KINDS)}")
     weight = _get(d, "weight", path, float, 1.0, _pos, "must be > 0")
     gen = _get(d, "generator", path, (str, type(None)), None,
@@ -204,7 +205,8 @@ def _parse_task(name: str, d: Any, path: str) -> Task:
     hub = d.get("hub")
     if (gen is None) == (hub is None):
         raise ParamsError(f"{path}: give exactly one of 'generator' or 'hub'")
-    return Task(name=name, kind=kind, weight=weight, generator=gen,
+    n_test = _get(d, "test_examples", path, (int, type(None)), None, lambda v: v is None or v > 0, "must be > 0")
+    return Task(name=name, kind=kind, weight=weight, generator=gen, test_examples=n_test,
                 hub=_parse_hub(hub, f"{path}.hub") if hub is not None else None)
 
 

@@ -31,7 +31,7 @@ def _digest(rows: list[dict]) -> str:
 
 def _held_out(task, p) -> tuple[list[dict], list[dict], list[dict] | None, dict]:
     """(validation, test, train or None, source description) of one task."""
-    n_val, n_test = p.data.validation_examples, p.data.test_examples
+    n_val, n_test = p.data.validation_examples, task.test_examples or p.data.test_examples
     if task.generator is not None:
         val = generated_split(task.generator, p.data.seed, "validation", n_val)
         test = generated_split(task.generator, p.data.seed, "test", n_test, exclude={example_id(e) for e in val})

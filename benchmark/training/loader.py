@@ -22,6 +22,7 @@ from benchmark.training import shards
 from benchmark.training.data import IGNORE
 
 MIX_BLOCK = 1 << 16  # mixture draws come in blocks with a generator seeded by (seed, block)
+STRATUM = 64  # ... and each block in strata of 64 examples that hold every task in its share
 BUFFER = 8192  # examples planned at a time
 CAPACITY_STEPS = 8  # the compiled path's static token counts are set from the first steps of the plan
 
@@ -31,12 +32,22 @@ class ShardExhausted(RuntimeError):
 
 
 def mixture(seed: int, cum: np.ndarray, k0: int, k1: int) -> np.ndarray:
-    """Task number of examples k0..k1-1 of the mixture (cumulative task weights `cum`)."""
+    """Task number of examples k0..k1-1 of the mixture (cumulative task weights `cum`).
+
+    Stratified: every STRATUM consecutive examples hold each task in its share of the weights, to one example
+    (systematic sampling, one uniform offset per stratum), in a random order. Runs that differ only in their
+    seed then see the same number of examples of each task, so the task mix adds no seed noise: with
+    independent draws, 3,000 examples' task counts varied by 3 % between seeds, and the validation loss with them.
+    """
     out = []
+    n = MIX_BLOCK // STRATUM
     for b in range(k0 // MIX_BLOCK, (k1 - 1) // MIX_BLOCK + 1 if k1 > k0 else k0 // MIX_BLOCK):
-        u = np.random.default_rng([seed, b]).random(MIX_BLOCK)
+        rng = np.random.default_rng([seed, b])
+        u = (np.arange(STRATUM) + rng.random((n, 1))) / STRATUM
+        tasks = np.minimum(np.searchsorted(cum, u.ravel(), side="right"), len(cum) - 1).reshape(n, STRATUM)
+        tasks = np.take_along_axis(tasks, np.argsort(rng.random((n, STRATUM)), axis=1), axis=1).ravel()
         lo, hi = max(k0, b * MIX_BLOCK) - b * MIX_BLOCK, min(k1, (b + 1) * MIX_BLOCK) - b * MIX_BLOCK
-        out.append(np.minimum(np.searchsorted(cum, u[lo:hi], side="right"), len(cum) - 1))
+        out.append(tasks[lo:hi])
     return np.concatenate(out).astype(np.int64) if out else np.zeros(0, np.int64)
 
 
