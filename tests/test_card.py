@@ -96,3 +96,23 @@ def test_card_states_provenance_loading_citation_and_embeds_blocks(leaderboard):
     for column in card.COUNTING_COLUMNS:  # how N, D and C are counted, quoted from schema.py
         desc = next(c.description for c in schema.columns("runs") if c.name == column)
         assert f"**`{column}`**" in text and desc in text
+
+
+def test_isoflop_section_gives_each_budget_its_minimum_or_says_there_is_none():
+    from benchmark.scaling.engine import FitSettings, Points
+    from benchmark.scaling.isoflop import fit_approach2
+    from test_fitting import _parabola_budgets
+
+    pts, truth = _parabola_budgets(0)
+    fit = fit_approach2(pts, FitSettings(bootstrap=200, seed=0), tolerance=0.15)
+    text = card.isoflop_section({"params": fit.params, "ci95": fit.ci95, "allocation": fit.allocation,
+                                 "method": fit.method, "extrapolation": fit.extrapolation})
+    assert text.startswith("3 of 4 IsoFLOP budgets have a loss minimum inside their sizes")
+    lines = [ln for ln in text.splitlines() if ln.startswith("- C ≈ ")]
+    assert len(lines) == 4 and "6 sizes, 12 runs" in lines[0]
+    for ln, b in zip(lines[:3], fit.method["budgets"]):
+        lo, hi = b["N_opt_ci95"]
+        assert f"minimum inside, N_opt = {b['N_opt']:,.0f} [{lo:,.0f}, {hi:,.0f}]" in ln
+    assert "**no minimum inside**" in lines[3]
+    assert f"a = {fit.params['a']:.3g} [{fit.ci95['a'][0]:.3g}, {fit.ci95['a'][1]:.3g}]" in text
+    assert card.isoflop_section(None).startswith("No Approach 2 fit")

@@ -175,6 +175,43 @@ def test_recovers_approach2_exponent():
         fit_approach2(Points(y=laws.chinchilla(N, C / (6 * N), **p), N=N, C=C), QUICK, tolerance=0.0)
 
 
+def _parabola_budgets(seed: int):
+    """Budgets whose loss is a parabola in log N around N_opt = 1e-3 C^0.5 (the form Approach 2 fits, so its vertex
+    is unbiased), 6 sizes x 2 runs each, 0.2 % noise; the last budget samples only N far below its optimum."""
+    rng = np.random.default_rng(seed)
+    N, D, y, truth = [], [], [], []
+    for c, shift in ((1e18, 0.1), (1e19, -0.2), (1e20, 0.0), (1e21, -2.5)):
+        n_opt = 1e-3 * c ** 0.5
+        n = np.repeat(n_opt * np.exp(shift + np.linspace(-1.0, 1.0, 6)), 2)
+        N += list(n)
+        D += list(c / (6 * n))
+        y += list((3.0 - 0.1 * np.log10(c) + 0.05 * (np.log(n) - np.log(n_opt)) ** 2) * np.exp(rng.normal(0, 0.002, n.size)))
+        truth.append(n_opt)
+    return Points(y=np.array(y), N=np.array(N), D=np.array(D)), truth
+
+
+def test_approach2_gives_each_budget_its_minimum_and_an_interval_that_holds_the_truth():
+    """Per IsoFLOP budget: whether the parabola's minimum lies inside the sampled N, and N_opt's 95 % bootstrap
+    interval. A budget sampled only below its optimum is reported as having no minimum inside. Over 15 synthetic
+    grids (45 intervals) the intervals hold the true N_opt 41 times (91 %); the test asks for 80 %, as a percentile
+    bootstrap over 12 runs per budget may cover less than its nominal 95 %."""
+    held, total = 0, 0
+    for seed in range(15):
+        pts, truth = _parabola_budgets(seed)
+        r = fit_approach2(pts, FitSettings(bootstrap=300, seed=0), tolerance=0.15)
+        budgets = r.method["budgets"]
+        assert [b["interior"] for b in budgets] == [True, True, True, False]
+        assert budgets[3]["N_opt"] is None and budgets[3]["interior_share"] < 0.05
+        for b, n_opt in zip(budgets[:3], truth):
+            assert b["n_sizes"] == 6 and b["n_runs"] == 12 and b["interior_share"] > 0.9
+            assert b["N_opt_ci95"][0] <= b["N_opt"] <= b["N_opt_ci95"][1] and abs(b["N_opt"] / n_opt - 1) < 0.05
+            assert b["tokens_per_param"][0] < b["tokens_per_param"][1]
+            held += b["N_opt_ci95"][0] < n_opt < b["N_opt_ci95"][1]
+            total += 1
+        assert r.params["a"] == pytest.approx(0.5, abs=0.05)  # N_opt = 1e-3 C^0.5 over the three budgets inside
+    assert held / total >= 0.8, f"{held} of {total}"
+
+
 # --- bootstrap and held-out bookkeeping -----------------------------------------------------------
 
 def test_small_grid_drops_degenerate_resamples():

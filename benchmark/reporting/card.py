@@ -180,6 +180,41 @@ def phases_section(fits: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines or ["No sigmoid of log C was fitted."]) + "\n"
 
 
+def isoflop_section(fit: Mapping[str, Any] | None) -> str:
+    """Approach 2 of Hoffmann et al. 2022 (Sec. 3.2) from the approach2 fit of fits.json: per IsoFLOP budget its
+    sizes, tokens per parameter and whether the parabola in log N has its minimum inside the sampled N, with N_opt's
+    95 % bootstrap interval; then N_opt = k C^a."""
+    if fit is None:
+        return "No Approach 2 fit: it needs at least 2 budgets of 3 or more sizes, each with a minimum inside.\n"
+    method = fit.get("method") or {}
+    lines = []
+    for b in method.get("budgets", []):
+        tpp = b.get("tokens_per_param")
+        where = (f"C ≈ {b['flops']:.3g} FLOP: {b.get('n_sizes', '?')} sizes, {b['n_runs']} runs"
+                 + (f", {tpp[0]:.1f}-{tpp[1]:.1f} tokens per parameter" if tpp else ""))
+        if b.get("N_opt") is None:
+            lines.append(f"- {where}: **no minimum inside** the sampled N (the parabola's vertex lies outside)")
+            continue
+        ci = b.get("N_opt_ci95")
+        share = b.get("interior_share")
+        lines.append(f"- {where}: minimum inside, N_opt = {b['N_opt']:,.0f}"
+                     + (f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else " (no interval)")
+                     + (f" (inside in {100 * share:.0f} % of bootstrap resamples)" if share is not None else ""))
+    inside = sum(b.get("N_opt") is not None for b in method.get("budgets", []))
+    head = (f"{inside} of {len(method.get('budgets', []))} IsoFLOP budgets have a loss minimum inside their sizes "
+            f"(validation loss against log N, one parabola per budget; 95 % intervals from a bootstrap over runs).")
+    tail = []
+    a, ci_a, alloc = fit["params"].get("a"), (fit.get("ci95") or {}).get("a"), fit.get("allocation") or {}
+    if a is not None:
+        tail.append(f"N_opt ∝ C^a with a = {a:.3g}" + (f" [{ci_a[0]:.3g}, {ci_a[1]:.3g}]" if ci_a else "")
+                    + (f"; at C = {alloc['flops']:.3g} FLOP, N_opt = {alloc['N_opt']:,.0f} and D_opt = {alloc['D_opt']:,.0f}"
+                       if alloc.get("N_opt") else "") + ".")
+    extra = fit.get("extrapolation")
+    if extra and extra.get("rel_err") is not None:
+        tail.append(f"Fitted without the largest budget, the power law predicts its N_opt within {100 * extra['rel_err']:.1f} %.")
+    return "\n".join([head, "", *lines, "", *tail]) + "\n"
+
+
 def metrics_section(signatures: Mapping[str, str]) -> str:
     lines = ["## Metric signatures", "", "Exactly how each number in `metrics` was computed (also in its `signature` column).", ""]
     if not signatures:

@@ -138,15 +138,18 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
             ax.plot(g, c0 + c1 * np.log(g) + c2 * np.log(g) ** 2, color=style["color"], linestyle=style["linestyle"], linewidth=1)
             n_opt = math.exp(-c1 / (2 * c2)) if c2 > 0 else None
             if n_opt is not None and N.min() <= n_opt <= N.max():  # an interior minimum only
-                ax.plot([n_opt], [c0 + c1 * math.log(n_opt) + c2 * math.log(n_opt) ** 2], marker="*", markersize=11,
-                        color=style["color"], markeredgecolor="k", linestyle="none")
+                y_opt = c0 + c1 * math.log(n_opt) + c2 * math.log(n_opt) ** 2
+                ci = b.get("N_opt_ci95")
+                if ci:  # the fit's 95 % bootstrap interval of N_opt
+                    ax.plot(ci, [y_opt, y_opt], color=style["color"], linewidth=2.5, alpha=0.5, solid_capstyle="butt")
+                ax.plot([n_opt], [y_opt], marker="*", markersize=11, color=style["color"], markeredgecolor="k", linestyle="none")
             else:  # the optimum lies outside the sampled sizes: say which side instead of drawing a star
                 side = "smallest" if L.argmin() == N.argmin() else "largest" if L.argmin() == N.argmax() else "edge"
                 points.set_label(f"C ≈ {b['flops']:.2g} FLOP: no minimum inside, {side} N is best")
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss (nats / target token)")
-    ax.set_title("IsoFLOP profiles (stars: fitted minima inside the sampled N)" if budgets
+    ax.set_title("IsoFLOP profiles (stars: minima inside the sampled N; bars: 95 % interval of N_opt)" if budgets
                  else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig

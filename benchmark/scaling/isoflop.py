@@ -55,6 +55,20 @@ def _power_law(logC: np.ndarray, logN: np.ndarray) -> tuple[np.ndarray, np.ndarr
     return a, my - a * mx
 
 
+def _budget(pts: Points, g: np.ndarray, log_c: float, n_opt: float, log_vertices: np.ndarray | None) -> dict:
+    """One budget's record: its sizes, tokens per parameter, N_opt (None when the parabola's minimum lies outside the
+    sampled N) and, from the bootstrap, N_opt's 95 % interval and the share of resamples with a minimum inside."""
+    out = {"flops": float(np.exp(log_c)), "n_runs": int(len(g)), "n_sizes": int(np.unique(pts.N[g]).size),
+           "N_range": [float(pts.N[g].min()), float(pts.N[g].max())],
+           "tokens_per_param": [float((pts.D[g] / pts.N[g]).min()), float((pts.D[g] / pts.N[g]).max())] if pts.D is not None else None,
+           "N_opt": float(n_opt) if np.isfinite(n_opt) else None, "interior": bool(np.isfinite(n_opt))}
+    if log_vertices is not None:
+        ok = np.isfinite(log_vertices)
+        out["interior_share"] = float(ok.mean())
+        out["N_opt_ci95"] = [float(np.exp(q)) for q in np.percentile(log_vertices[ok], [2.5, 97.5])] if ok.sum() >= 2 else None
+    return out
+
+
 def fit_approach2(pts: Points, settings: FitSettings = FitSettings(), tolerance: float = 0.15,
                   target: str = "") -> FitResult:
     """N_opt per budget and N_opt = k C^a, with bootstrap SE/CI of a, k and of N_opt, D_opt at the allocation C."""
@@ -85,7 +99,8 @@ def fit_approach2(pts: Points, settings: FitSettings = FitSettings(), tolerance:
     if resample:
         rng = np.random.default_rng(settings.seed)
         W = rng.multinomial(pts.n, np.full(pts.n, 1.0 / pts.n), size=settings.bootstrap).astype(float)
-        la, lk = _power_law(np.broadcast_to(logC, (W.shape[0], logC.size)), _vertices(pts, groups, W))
+        V = _vertices(pts, groups, W)
+        la, lk = _power_law(np.broadcast_to(logC, (W.shape[0], logC.size)), V)
         good = np.isfinite(la)
         n_used = int(good.sum())
         la, lk = la[good], lk[good]
@@ -105,8 +120,7 @@ def fit_approach2(pts: Points, settings: FitSettings = FitSettings(), tolerance:
     method = {
         "formula": "per budget L = p0 + p1 log N + p2 (log N)^2, N_opt = exp(-p1 / 2 p2); N_opt = k C^a",
         "citation": "Hoffmann et al. 2022, Sec. 3.2 (Approach 2)", "budget_tolerance": tolerance,
-        "budgets": [{"flops": float(np.exp(lc)), "n_runs": int(len(g)), "N_opt": float(v) if np.isfinite(v) else None}
-                    for lc, g, v in zip(logC, groups, nopt)],
+        "budgets": [_budget(pts, g, lc, v, V[:, j] if resample else None) for j, (lc, g, v) in enumerate(zip(logC, groups, nopt))],
         "bootstrap": settings.bootstrap, "bootstrap_used": n_used, "seed": settings.seed,
     }
     if settings.bootstrap and not resample:

@@ -98,6 +98,9 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: li
     groups = group_budgets([r["flops"] for r in scored], tol) if scored else []
     budgets = [{"flops": float(sum(scored[i]["flops"] for i in g) / len(g)), "run_ids": [scored[i]["run_id"] for i in g]}
                for g in groups if len(g) >= 3]
+    for b in budgets:  # the fit's 95 % interval of each budget's N_opt, drawn as a bar through the minimum
+        match = [x for x in (a2 or {}).get("method", {}).get("budgets", []) if abs(x["flops"] / b["flops"] - 1) <= tol]
+        b["N_opt_ci95"] = match[0].get("N_opt_ci95") if match else None
     written += figures.save(figures.isoflop(done, loss, budgets), out / "isoflop")
     values = {(r["run_id"], r["task"], r["metric"]): r["value"] for r in metrics}
     curves, marks = {}, {}
@@ -147,6 +150,7 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
 
     blocks = [("Leaderboard", table),
               ("Seed spread per grid point", card.seed_spread_section(_read(data_dir, "points"))),
+              ("IsoFLOP budgets (Approach 2)", card.isoflop_section(_find(fits, "approach2", LOSS_TARGET))),
               ("Held-out errors beside the noise", card.heldout_section(fits, bounded)),
               ("Growth and saturation of the downstream metrics", card.phases_section(fits)),
               ("Figures", "\n\n".join(f"![{Path(f).stem}]({f})" for f in figs) + "\n\nPDF versions sit beside the PNGs; "
