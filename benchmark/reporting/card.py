@@ -199,7 +199,8 @@ def isoflop_section(fit: Mapping[str, Any] | None) -> str:
         share = b.get("interior_share")
         lines.append(f"- {where}: minimum inside, N_opt = {b['N_opt']:,.0f}"
                      + (f" [{ci[0]:,.0f}, {ci[1]:,.0f}]" if ci else " (no interval)")
-                     + (f" (inside in {100 * share:.0f} % of bootstrap resamples)" if share is not None else ""))
+                     + (f" (inside in {100 * share:.0f} % of the bootstrap resamples whose parabola opens upward)"
+                        if share is not None else ""))
     inside = sum(b.get("N_opt") is not None for b in method.get("budgets", []))
     head = (f"{inside} of {len(method.get('budgets', []))} IsoFLOP budgets have a loss minimum inside their sizes "
             f"(validation loss against log N, one parabola per budget; 95 % intervals from a bootstrap over runs).")

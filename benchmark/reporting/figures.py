@@ -149,7 +149,7 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss (nats / target token)")
-    ax.set_title("IsoFLOP profiles (stars: minima inside the sampled N; bars: 95 % interval of N_opt)" if budgets
+    ax.set_title("IsoFLOP profiles (stars: minima inside the sampled N; bars: N_opt 95 % CI)" if budgets
                  else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
     return fig
