@@ -20,10 +20,10 @@ def budgets(pts: Points, tolerance: float) -> list[np.ndarray]:
     return [g for g in group_budgets(pts.C, tolerance) if np.unique(pts.N[g]).size >= MIN_RUNS]
 
 
-def _vertices(pts: Points, groups: list[np.ndarray], W: np.ndarray, inside_only: bool = True) -> np.ndarray:
-    """log N_opt of every budget (columns) for every weight row: weighted parabola fits, batched.
-    NaN where a resample leaves a budget with < 3 distinct N or the parabola opens downward, and (inside_only)
-    where the vertex lies outside the budget's sampled N."""
+def _vertices(pts: Points, groups: list[np.ndarray], W: np.ndarray) -> np.ndarray:
+    """log N_opt of every budget (columns) for every weight row: weighted parabola fits, batched, wherever the
+    vertex lies (_inside keeps those within the budget's sampled N). NaN where a resample leaves a budget with
+    < 3 distinct N or the parabola opens downward."""
     out = np.full((W.shape[0], len(groups)), np.nan)
     for j, g in enumerate(groups):
         x = np.log(pts.N[g])
@@ -38,8 +38,16 @@ def _vertices(pts: Points, groups: list[np.ndarray], W: np.ndarray, inside_only:
             continue
         p = np.linalg.solve(A[enough], b[enough][..., None])[..., 0]
         vert = np.where(p[:, 2] > 0, x.mean() - p[:, 1] / (2.0 * np.where(p[:, 2] > 0, p[:, 2], 1.0)), np.nan)
-        out[enough, j] = np.where((vert >= x.min()) & (vert <= x.max()) | (not inside_only), vert, np.nan)
+        out[enough, j] = vert
     return out
+
+
+def _inside(pts: Points, groups: list[np.ndarray], V: np.ndarray) -> np.ndarray:
+    """V with NaN where a vertex lies outside its budget's sampled log N."""
+    lo = np.array([np.log(pts.N[g]).min() for g in groups])
+    hi = np.array([np.log(pts.N[g]).max() for g in groups])
+    with np.errstate(invalid="ignore"):
+        return np.where((V >= lo) & (V <= hi), V, np.nan)
 
 
 def _power_law(logC: np.ndarray, logN: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +110,8 @@ def fit_approach2(pts: Points, settings: FitSettings = FitSettings(), tolerance:
     if resample:
         rng = np.random.default_rng(settings.seed)
         W = rng.multinomial(pts.n, np.full(pts.n, 1.0 / pts.n), size=settings.bootstrap).astype(float)
-        V = _vertices(pts, groups, W)
-        V_any = _vertices(pts, groups, W, inside_only=False)
+        V_any = _vertices(pts, groups, W)
+        V = _inside(pts, groups, V_any)
         la, lk = _power_law(np.broadcast_to(logC, (W.shape[0], logC.size)), V)
         good = np.isfinite(la)
         n_used = int(good.sum())
