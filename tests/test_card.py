@@ -116,3 +116,29 @@ def test_isoflop_section_gives_each_budget_its_minimum_or_says_there_is_none():
     assert "**no minimum inside**" in lines[3]
     assert f"a = {fit.params['a']:.3g} [{fit.ci95['a'][0]:.3g}, {fit.ci95['a'][1]:.3g}]" in text
     assert card.isoflop_section(None).startswith("No Approach 2 fit")
+
+
+def test_precision_section_reports_the_largest_points_worst_replicate_against_the_targets():
+    from benchmark.scaling.quality import SE_TARGETS
+
+    def run(rid, size, n, d, flops):
+        return {"source": "local", "run_id": rid, "model_size": size, "n_params": n, "tokens": d, "flops": flops,
+                "status": "completed"}
+
+    # budget 1e12 (within 15 %): the largest N is m, replicated with D differing by packing; s at 2e11 is smaller
+    runs = [run("s", "s", 1000, 1_000_000, 2e11), run("k", "k", 2000, 900_000, 1.05e12),
+            run("m", "m", 5000, 330_000, 0.99e12), run("m-s1", "m", 5000, 330_010, 0.99e12)]
+    rows = [{"run_id": rid, "metric": m, "task": t, "value": v, "stderr": se}
+            for rid, m, t, v, se in [("m", "val_loss", "all", 1.00, 0.004), ("m-s1", "val_loss", "all", 0.90, 0.0054),
+                                     ("m", "bleu", "translation", 20.0, 0.5), ("m-s1", "bleu", "translation", 21.0, 0.9),
+                                     ("m", "accuracy", "classification", 60.0, 1.4),
+                                     ("k", "accuracy", "classification", 90.0, 9.0)]]
+    text = card.precision_section(runs, rows)
+    assert text.startswith("Standard errors of the evaluation sets at the largest grid point, m at N=5,000, D=330,000 "
+                           "(2 seeds; the largest error of its replicates).")
+    assert "| val loss | all | 0.9 | 0.60 % | ≤ 0.5 % | **no** |" in text  # 0.0054 / 0.90 beats 0.004 / 1.00
+    assert "| BLEU | translation | 21 | 0.90 | ≤ 0.7 | **no** |" in text
+    assert "| accuracy (%) | classification | 60 | 1.40 | ≤ 1.5 | yes |" in text  # k is not the largest N
+    assert "ROUGE" not in text  # no row where the metric was not scored
+    assert SE_TARGETS["val_loss"] == ("relative", 0.005)
+    assert card.precision_section([], rows).startswith("No completed local run")

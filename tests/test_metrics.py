@@ -85,3 +85,21 @@ def test_token_weighted_loss():
     assert se == pytest.approx(0.0)
     mean, se = metrics.token_weighted_loss(np.array([1.0, 3.0, 2.0]), np.array([1, 1, 1]))
     assert mean == pytest.approx(2.0) and se == pytest.approx(math.sqrt(1.5 * 2) / 3)
+
+
+def test_token_weighted_loss_stratified_by_task():
+    # two tasks of fixed size, each constant within: the difference between tasks is design, not sampling noise
+    s, c, task = np.array([1.0, 1.0, 4.0, 4.0]), np.ones(4), ["a", "a", "b", "b"]
+    mean, pooled = metrics.token_weighted_loss(s, c)
+    assert mean == pytest.approx(2.5) and pooled == pytest.approx(math.sqrt(4 / 3 * 9) / 4)
+    assert metrics.token_weighted_loss(s, c, strata=task) == (pytest.approx(2.5), pytest.approx(0.0))
+    # by hand: residuals d = s - R c centred within each stratum, n_h / (n_h - 1) per stratum
+    s, c = np.array([3.0, 5.0, 2.0, 7.0, 1.0, 4.0]), np.array([2.0, 3.0, 1.0, 4.0, 1.0, 2.0])
+    task = ["x", "x", "x", "y", "y", "y"]
+    mean, se = metrics.token_weighted_loss(s, c, strata=task)
+    d = s - mean * c
+    var = sum(3 / 2 * ((d[i] - d[i].mean()) ** 2).sum() for i in (slice(0, 3), slice(3, 6)))
+    assert mean == pytest.approx(s.sum() / c.sum()) and se == pytest.approx(math.sqrt(var) / c.sum())
+    assert metrics.token_weighted_loss(s, c, strata=["x"] * 5 + ["y"])[1] is None  # a stratum of one: no error
+    with pytest.raises(ValueError, match="5 strata labels for 6 examples"):
+        metrics.token_weighted_loss(s, c, strata=task[:5])

@@ -36,7 +36,8 @@ class Metric:
 _ROUGE_SE = ("std/sqrt(n)", "standard deviation of the per-example F-measures over sqrt(n) (n examples)")
 METRICS: dict[str, Metric] = {m.name: m for m in (
     Metric(LOSS, "val loss", None, False, "nats/target token", (0.0, math.inf),
-           "cluster-robust (by example) standard error of the token-weighted mean", "cluster-robust over examples",
+           "cluster-robust (by example) standard error of the token-weighted mean, stratified by task for 'all' (each "
+           "task's validation set has a fixed size)", "cluster-robust over examples, stratified by task",
            "the loss definition", "all"),
     Metric("bleu", "BLEU", "translation", True, "BLEU x 100", (0.0, 100.0),
            "standard deviation of corpus BLEU over a seeded bootstrap of the examples (evaluate.bootstrap resamples, "
@@ -184,14 +185,25 @@ LOSS_SIGNATURE = ("mean next-token cross-entropy in nats per target token (targe
                   f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
 
 
-def token_weighted_loss(sums: np.ndarray, counts: np.ndarray) -> tuple[float, float | None]:
-    """Ratio estimate sum(s)/sum(c) and its cluster-robust (by example) standard error."""
+def token_weighted_loss(sums, counts, strata=None) -> tuple[float, float | None]:
+    """Ratio estimate sum(s)/sum(c) over examples and its cluster-robust (by example) standard error.
+
+    `strata` (one label per example, e.g. its task) marks a stratified sample: each stratum's size is fixed by the
+    design, not drawn, so only the variation within a stratum enters the error. The residuals d = s - R c are
+    centred on their stratum's mean, as the variance of the combined ratio estimate does (Cochran 1977, Sampling
+    Techniques, Sec. 6.11); without strata this is the usual cluster-robust error.
+    """
     sums, counts = np.asarray(sums, float), np.asarray(counts, float)
     total = counts.sum()
     mean = sums.sum() / total
-    n = len(sums)
-    if n < 2:
-        return float(mean), None
+    labels = np.zeros(len(sums), int) if strata is None else np.unique(np.asarray(strata), return_inverse=True)[1]
+    if len(labels) != len(sums):
+        raise ValueError(f"token_weighted_loss: {len(labels)} strata labels for {len(sums)} examples")
     resid = sums - mean * counts
-    se = math.sqrt(n / (n - 1) * float((resid**2).sum())) / total
-    return float(mean), se
+    var = 0.0
+    for h in np.unique(labels):
+        d = resid[labels == h]
+        if d.size < 2:
+            return float(mean), None
+        var += d.size / (d.size - 1) * float(((d - d.mean()) ** 2).sum())  # one stratum: d sums to 0 already
+    return float(mean), math.sqrt(var) / total

@@ -146,6 +146,43 @@ def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join([verdict, "", *lines, ""])
 
 
+def precision_section(runs: Sequence[Mapping[str, Any]], metrics: Sequence[Mapping[str, Any]],
+                      budget_tolerance: float = 0.15) -> str:
+    """The headline metrics' standard errors at the largest grid point (the largest N of the largest compute budget,
+    laws.group_budgets; the largest error over its seed replicates) beside quality.SE_TARGETS, and plainly whether
+    each is met."""
+    from benchmark.evaluation.metrics import headline
+    from benchmark.results.points import point_index
+    from benchmark.scaling.laws import group_budgets
+    from benchmark.scaling.quality import SE_TARGETS
+
+    done = [r for r in runs if r.get("source", "local") == "local" and r.get("status") == "completed"]
+    if not done:
+        return "No completed local run: no standard errors to report."
+    budget = group_budgets([r["flops"] for r in done], budget_tolerance)[-1]
+    top = max(budget, key=lambda i: (done[i]["n_params"], done[i]["flops"]))
+    point = point_index([r["n_params"] for r in done], [r["tokens"] for r in done])
+    ids = {r["run_id"] for r, k in zip(done, point) if k == point[top]}
+    top = done[top]
+    lines = ["| metric | task | value | standard error | target | met |", "|---|---|---|---|---|---|"]
+    for m in headline():
+        rows = [r for r in metrics if r["run_id"] in ids and r["metric"] == m.name and r["task"] == m.headline_task
+                and r.get("stderr") is not None]
+        if not rows:
+            continue
+        kind, target = SE_TARGETS.get(m.name, ("points", None))
+        size = (lambda r: r["stderr"] / r["value"]) if kind == "relative" else (lambda r: r["stderr"])
+        worst = max(rows, key=size)
+        se = size(worst)
+        shown = f"{100 * se:.2f} %" if kind == "relative" else f"{se:.2f}"
+        goal = "–" if target is None else (f"≤ {100 * target:g} %" if kind == "relative" else f"≤ {target:g}")
+        met = "–" if target is None else ("yes" if se <= target else "**no**")
+        lines.append(f"| {m.label} | {m.headline_task} | {worst['value']:.4g} | {shown} | {goal} | {met} |")
+    where = (f"{top['model_size']} at N={top['n_params']:,}, D={top['tokens']:,} "
+             f"({len(ids)} seed{'s' if len(ids) > 1 else ''}; the largest error of its replicates)")
+    return "\n".join([f"Standard errors of the evaluation sets at the largest grid point, {where}.", "", *lines, ""])
+
+
 def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
     """Per law and target of the local fits (fits.json): the held-out error beside the seed spread of the held-out
     points and whether it meets the targets (words from benchmark.scaling.quality.verdict); downstream(target) says

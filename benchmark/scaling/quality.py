@@ -19,6 +19,10 @@ LOSS_REL_TARGET = 0.03      # a loss law predicts the held-out points within 3 %
 SEED_SPREAD_FACTOR = 2.0    # ... and within twice their measured seed spread
 DOWNSTREAM_ABS_TARGET = 5.0  # a downstream law within 5 points (BLEU, ROUGE, accuracy: [0, 100])
 SEED_REL_TARGET = 0.01      # a grid point's seed-to-seed std of validation loss within 1 % of its mean (Deliver 3)
+# Standard errors of the test and validation sets at the largest grid point (Deliver 4): the loss's relative to its
+# value, the bounded metrics' in their points.
+SE_TARGETS = {"val_loss": ("relative", 0.005), "bleu": ("points", 0.7), "rougeL": ("points", 0.7),
+              "accuracy": ("points", 1.5)}
 
 
 def replicate_groups(N: np.ndarray | None, D: np.ndarray | None, C: np.ndarray | None) -> list[np.ndarray]:

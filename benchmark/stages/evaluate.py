@@ -99,12 +99,13 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     device = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     corpus = corpus_mod.load(data_dir)
     net = LlamaForCausalLM.from_pretrained(run_dir / "model", torch_dtype=torch.float32).to(device).eval()
-    loss_rows, pred_rows, all_s, all_c, gen = [], [], [], [], {}
+    loss_rows, pred_rows, all_s, all_c, all_task, gen = [], [], [], [], [], {}
     bar = tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr)
     for task in bar:
         sums, counts = validation_loss(net, corpus, task, p.evaluate.batch_size, device)
         all_s += sums
         all_c += counts
+        all_task += [task] * len(sums)
         value, se = metrics.token_weighted_loss(sums, counts)
         loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": "val_loss", "value": value,
                           "stderr": se, "n": int(sum(counts)), "signature": metrics.LOSS_SIGNATURE})
@@ -119,7 +120,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     if gen.get("seconds"):
         print(f"{run_id}: generated {gen['tokens']} tokens in {gen['seconds']:.1f} s: {gen['tokens'] / gen['seconds']:.0f} "
               f"generated tokens/s (batch {gen['batch_size']}, {device})", file=sys.stderr)
-    value, se = metrics.token_weighted_loss(all_s, all_c)
+    value, se = metrics.token_weighted_loss(all_s, all_c, strata=all_task)  # each task's validation size is fixed
     loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": "val_loss", "value": value,
                       "stderr": se, "n": int(sum(all_c)), "signature": metrics.LOSS_SIGNATURE})
     return loss_rows, pred_rows

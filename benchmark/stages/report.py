@@ -93,7 +93,7 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: li
     from benchmark.scaling.laws import group_budgets
 
     a2 = _find(fits, "approach2", LOSS_TARGET)
-    tol = (a2 or {}).get("method", {}).get("budget_tolerance", 0.15)
+    tol = _tolerance(fits)
     scored = [r for r in done if r["run_id"] in loss]
     groups = group_budgets([r["flops"] for r in scored], tol) if scored else []
     budgets = [{"flops": float(sum(scored[i]["flops"] for i in g) / len(g)), "run_ids": [scored[i]["run_id"] for i in g]}
@@ -126,6 +126,12 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: li
     return written
 
 
+def _tolerance(fits) -> float:
+    """The IsoFLOP budget tolerance the approach2 fit used (fit.budget_tolerance's default where there is none)."""
+    a2 = _find(fits, "approach2", LOSS_TARGET)
+    return (a2 or {}).get("method", {}).get("budget_tolerance", 0.15)
+
+
 def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path: Path | None = None,
            db_path: Path | None = None) -> list[str]:
     from benchmark.reporting import card
@@ -150,6 +156,7 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
 
     blocks = [("Leaderboard", table),
               ("Seed spread per grid point", card.seed_spread_section(_read(data_dir, "points"))),
+              ("Standard errors at the largest point", card.precision_section(runs, metrics, _tolerance(fits))),
               ("IsoFLOP budgets (Approach 2)", card.isoflop_section(_find(fits, "approach2", LOSS_TARGET))),
               ("Held-out errors beside the noise", card.heldout_section(fits, bounded)),
               ("Growth and saturation of the downstream metrics", card.phases_section(fits)),
