@@ -156,3 +156,32 @@ def test_learning_curves_figure_has_a_panel_per_size_and_a_line_per_run(tmp_path
     assert open(paths[0], "rb").read(4) == b"\x89PNG"
     empty = figures.learning_curves(runs, [])
     assert "no learning curves" in empty.axes[0].texts[0].get_text()
+
+
+def test_row_losses_batched_by_length_match_one_example_at_a_time_in_the_rows_order():
+    from benchmark.training.data import IGNORE
+    from benchmark.training.trainer import loss_sum
+    from benchmark.training.validation import WIDTH_MULTIPLE, row_losses
+
+    torch.manual_seed(0)
+
+    class Causal(torch.nn.Module):  # position t's logits depend on tokens <= t only, as a causal LM's do
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(13, 13)
+
+        def forward(self, input_ids, use_cache=False):
+            return type("Out", (), {"logits": self.emb(input_ids).cumsum(1)})()
+
+    rows = [([1, 2, 3, 4, 5, 6, 7], 3), ([1, 8], 1), ([1, 9, 10, 11], 2), ([1, 12, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11,
+                                                                            12, 2, 3, 4, 5, 6, 7, 8], 5), ([1, 4, 4], 1)]
+    net = Causal()
+    sums, counts = row_losses(net, rows, pad=0, batch_size=2, device="cpu")
+    assert counts == [len(ids) - n_prompt for ids, n_prompt in rows]
+    for (ids, n_prompt), got in zip(rows, sums):
+        x = torch.tensor([ids])
+        labels = torch.full_like(x, IGNORE)
+        labels[0, n_prompt:] = x[0, n_prompt:]
+        with torch.no_grad():
+            assert got == pytest.approx(float(loss_sum(net(input_ids=x).logits, labels)), rel=1e-6)
+    assert WIDTH_MULTIPLE > 1 and max(len(ids) for ids, _ in rows) % WIDTH_MULTIPLE  # the padding is exercised

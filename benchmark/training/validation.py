@@ -25,18 +25,27 @@ def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int) -> li
     return [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
 
 
+WIDTH_MULTIPLE = 16  # batches pad to a multiple of this: each new shape costs the CPU kernels a first call
+
+
 def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
                device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read)."""
+    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read).
+
+    Batches are formed in order of length, so a batch pads to nearly its own length (on the validation splits this
+    halves the positions run forward); the results come back in the rows' order.
+    """
     import torch
+    import torch.nn.functional as F
 
     from benchmark.training.data import IGNORE
-    from benchmark.training.trainer import loss_sum
+    from benchmark.training.trainer import _upcast
 
+    order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
     sums, counts = [], []
-    for start in range(0, len(rows), batch_size):
-        batch = rows[start:start + batch_size]
-        width = max(len(ids) for ids, _ in batch)
+    for start in range(0, len(order), batch_size):
+        batch = [rows[i] for i in order[start:start + batch_size]]
+        width = -(-max(len(ids) for ids, _ in batch) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE  # few distinct shapes
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
         for r, (seq, n_prompt) in enumerate(batch):
@@ -44,11 +53,16 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
             labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
         with torch.no_grad():
             logits = net(input_ids=ids.to(device), use_cache=False).logits
-            dev_labels = labels.to(device)
-            for r in range(len(batch)):  # per example, so standard errors can cluster by example
-                sums.append(loss_sum(logits[r:r + 1], dev_labels[r:r + 1]))
-        counts += [int((labels[r, 1:] != IGNORE).sum()) for r in range(len(batch))]
-    return (torch.stack(sums).tolist() if sums else []), counts
+            # next-token cross-entropy per position (0 where ignored), summed per example as trainer.loss_sum sums
+            per_token = F.cross_entropy(_upcast(logits[:, :-1].reshape(-1, logits.size(-1))),
+                                        labels[:, 1:].reshape(-1).to(device), ignore_index=IGNORE, reduction="none")
+            sums.append(per_token.view(len(batch), -1).sum(dim=1))
+        counts += (labels[:, 1:] != IGNORE).sum(dim=1).tolist()
+    values = torch.cat(sums).tolist() if sums else []
+    out_sums, out_counts = [0.0] * len(rows), [0] * len(rows)
+    for k, i in enumerate(order):
+        out_sums[i], out_counts[i] = values[k], counts[k]
+    return out_sums, out_counts
 
 
 def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
