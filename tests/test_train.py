@@ -204,3 +204,39 @@ def test_gpu_check_dry_runs_the_gpu_script_on_the_cpu():
     out = proc.stdout + proc.stderr
     assert proc.returncode == 0, out[-3000:]
     assert "PASS" in out and "MFU:" in out, out[-3000:]
+
+
+def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_does(workdir, tmp_path):
+    """bench/seed_spread.py: one grid point under 2 seeds with a params override; each seed's validation loss (and
+    its stratified standard error) equals the evaluate stage's on the same model; the spread is over those values;
+    a second call reuses the runs it kept."""
+    out = tmp_path / "spread"
+    cmd = [sys.executable, str(ROOT / "bench" / "seed_spread.py"), "--params", str(workdir / "params.yaml"),
+           "--data", str(workdir / "data"), "--point", "c-9k", "--seeds", "0", "3", "--set", "train.warmup_fraction=0.2",
+           "--out", str(out)]
+    first = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert yaml.safe_load((out / "params.yaml").read_text())["train"]["warmup_fraction"] == 0.2
+    losses = []
+    for seed in (0, 3):
+        run_dir = out / f"c-9k-seed{seed}"
+        assert json.loads((run_dir / "train.json").read_text())["seed"] == seed
+        _run(["evaluate", f"c-9k-seed{seed}", "--params", str(out / "params.yaml"), "--data", str(workdir / "data"),
+              "--run-dir", str(run_dir)])
+        stage = next(r for r in json.loads((run_dir / "metrics.json").read_text())
+                     if r["metric"] == "val_loss" and r["task"] == "all")
+        bench = json.loads((run_dir / "val.json").read_text())["all"]
+        assert bench == pytest.approx([stage["value"], stage["stderr"]], rel=1e-6)  # 1 thread against 2
+        losses.append(bench[0])
+    assert losses[0] != losses[1]
+    import statistics
+
+    *_, last = first.stdout.strip().splitlines()
+    assert last == (f"point=c-9k seeds=2 mean={statistics.mean(losses):.6f} "
+                    f"rel_std={statistics.stdev(losses) / statistics.mean(losses):.6f}")
+    trained = (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns
+    again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == last
+    assert (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns == trained
+    bad = subprocess.run(cmd[:-4] + ["--set", "train.nope.x=1"], cwd=ROOT, env=_env(), capture_output=True, text=True)
+    assert bad.returncode != 0 and "params has no section 'train.nope'" in bad.stderr

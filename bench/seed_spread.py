@@ -1,0 +1,138 @@
+"""Seed spread of one grid point: the real train stage under several seeds, then each model's validation loss
+(per task and overall, the evaluate stage's definition), and the relative std of the overall loss over seeds
+beside issue 13's target (benchmark.scaling.quality.SEED_REL_TARGET). Recipe variants are params overrides, so a
+change of batch, learning rate, warm-up or schedule can be measured at a point before it goes into params.yaml.
+
+    python bench/seed_spread.py --point d64-c3                                  # seeds 0 1 2 of a params.yaml run
+    python bench/seed_spread.py --point d48-c3 --set train.warmup_fraction=0.2 --seeds 0 1 2 3 4
+    python bench/seed_spread.py --point d48-c3 --set model.sizes.d48.lr=5e-3 --out /tmp/lr05
+
+`--data` is a prepared data folder (default `data/`, what `dvc repro` made). Each run trains on `--threads` CPU
+threads (default 1) and `--jobs` runs go at once (default 2): the losses depend on the thread count (floating-point
+order), not on the load, so timings beside other work are meaningless here but the losses are not. The runs are kept
+in `--out`; a run whose `val.json` exists is not trained again. The last line is
+`point=<id> seeds=<k> mean=<loss> rel_std=<fraction>`.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _override(tree: dict, assignment: str) -> None:
+    """KEY.PATH=VALUE (VALUE read as YAML) into the params tree; the key path must exist up to its parent."""
+    import yaml
+
+    key, sep, raw = assignment.partition("=")
+    if not sep:
+        raise SystemExit(f"--set {assignment!r}: expected KEY.PATH=VALUE")
+    *parents, leaf = key.split(".")
+    node = tree
+    for k in parents:
+        if not isinstance(node.get(k), dict):
+            raise SystemExit(f"--set {assignment!r}: params has no section {key.rsplit('.', 1)[0]!r}")
+        node = node[k]
+    node[leaf] = yaml.safe_load(raw)
+
+
+def _validate(params_file: str, data: str, run_dir: str) -> None:
+    """Print one JSON line: {task: [loss, se], 'all': [loss, se]} of the trained model in run_dir (batched as
+    params' evaluate.batch_size, as the evaluate stage batches)."""
+    import torch
+    import yaml
+    from transformers import LlamaForCausalLM
+
+    from benchmark.evaluation.metrics import token_weighted_loss
+    from benchmark.training import corpus as corpus_mod
+    from benchmark.training.validation import validation_loss
+
+    corpus = corpus_mod.load(Path(data))
+    net = LlamaForCausalLM.from_pretrained(Path(run_dir) / "model", torch_dtype=torch.float32).eval()
+    batch = yaml.safe_load(Path(params_file).read_text())["evaluate"]["batch_size"]
+    out, S, C, T = {}, [], [], []
+    for task in corpus.task_names:
+        s, c = validation_loss(net, corpus, task, batch, "cpu")
+        out[task] = token_weighted_loss(s, c)
+        S, C, T = S + s, C + c, T + [task] * len(s)
+    out["all"] = token_weighted_loss(S, C, strata=T)
+    print(json.dumps(out))
+
+
+def _run(params_file: Path, data: Path, out: Path, run_id: str, threads: int) -> dict:
+    folder = out / run_id
+    done = folder / "val.json"
+    if not done.exists():
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)}
+        for argv in ([sys.executable, "-m", "benchmark", "train", run_id, "--params", str(params_file), "--data",
+                      str(data), "--out", str(folder), "--no-resume"],
+                     [sys.executable, __file__, "--_validate", str(params_file), str(data), str(folder)]):
+            r = subprocess.run(argv, env=env, capture_output=True, text=True)
+            if r.returncode:
+                raise SystemExit(f"{run_id}: {' '.join(argv[1:4])} failed:\n{r.stderr[-2000:]}")
+        done.write_text(r.stdout.strip().splitlines()[-1])
+    return json.loads(done.read_text())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
+    ap.add_argument("--data", type=Path, default=ROOT / "data")
+    ap.add_argument("--point", help="a run of params' grid (required): its size and tokens are the point")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    ap.add_argument("--set", action="append", default=[], metavar="KEY.PATH=VALUE", help="params override (YAML value)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--out", type=Path, default=None, help="where the runs are kept (default: a new temporary folder)")
+    ap.add_argument("--_validate", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args._validate:
+        _validate(*args._validate)
+        return 0
+    if not args.point:
+        ap.error("--point is required")
+    import yaml
+
+    from benchmark.scaling.quality import SEED_REL_TARGET
+
+    tree = yaml.safe_load(args.params.read_text())
+    if args.point not in tree.get("runs", {}):
+        raise SystemExit(f"{args.params}: runs has no {args.point!r}")
+    for a in args.set:
+        _override(tree, a)
+    base = tree["runs"][args.point]
+    tree["runs"] = {f"{args.point}-seed{s}": {"size": base["size"], "tokens": base["tokens"], "seed": s} for s in args.seeds}
+    out = args.out or Path(tempfile.mkdtemp(prefix="seed_spread_"))
+    out.mkdir(parents=True, exist_ok=True)
+    params_file = out / "params.yaml"
+    params_file.write_text(yaml.safe_dump(tree, sort_keys=False))
+    print(f"{args.point}: size {base['size']}, {base['tokens']:,} tokens, seeds {args.seeds}, overrides {args.set or 'none'}, "
+          f"{args.threads} thread(s) per run, runs in {out}", flush=True)
+    with ThreadPoolExecutor(args.jobs) as pool:
+        futures = {rid: pool.submit(_run, params_file, args.data, out, rid, args.threads) for rid in tree["runs"]}
+        losses = []
+        for rid, fut in futures.items():
+            res = fut.result()
+            losses.append(res["all"][0])
+            print(f"{rid}: val loss {res['all'][0]:.4f} ± {res['all'][1]:.4f} | " +
+                  " ".join(f"{t} {v[0]:.4f}" for t, v in res.items() if t != "all"), flush=True)
+    mean = statistics.mean(losses)
+    rel = statistics.stdev(losses) / mean if len(losses) > 1 else float("nan")
+    verdict = "within" if rel <= SEED_REL_TARGET else "over"
+    print(f"seed spread: mean {mean:.4f}, relative std {100 * rel:.2f} % over {len(losses)} seeds ({verdict} the "
+          f"{100 * SEED_REL_TARGET:g} % target)")
+    print(f"point={args.point} seeds={len(losses)} mean={mean:.6f} rel_std={rel:.6f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
