@@ -229,6 +229,24 @@ def test_phases_mark_the_inflection_and_where_the_gain_per_doubling_halves():
     assert json.dumps(res.to_json())  # plain JSON
 
 
+def test_phases_are_not_located_when_the_rise_holds_no_sampled_compute_level():
+    from benchmark.scaling.engine import FitResult
+
+    # three budgets of runs, each spread by 0.3 % in C (as an IsoFLOP budget's sizes are)
+    C = np.array([2.49e11, 2.5e11, 2.51e11, 4.99e11, 5e11, 5.01e11, 9.97e11, 9.98e11, 1.0e12])
+    gradual = {"lo": 9.0, "hi": 24.0, "k": 3.7, "C_mid": 4.5e11}  # rises over 2.5e11..8.2e11: C2 inside
+    step = {"lo": 52.0, "hi": 60.0, "k": 5.7e4, "C_mid": 9.98e11}  # rises inside C3's own scatter
+    between = {"lo": 52.0, "hi": 60.0, "k": 40.0, "C_mid": 7e11}  # rises between C2 and C3
+    for p, located in ((gradual, True), (step, False), (between, False)):
+        draws = [dict(p) for _ in range(20)]
+        res = crossfit.phases(FitResult("sigmoid_compute", "accuracy/classification", p, {}, {}, None, 9, None, {}, draws), C)
+        assert res.identified is located, p
+        if not located:
+            assert {"k", "C_mid"} <= set(res.unidentified)
+            assert "holds no sampled compute level: a step the grid cannot place" in res.identification
+        assert crossfit.phases(FitResult("sigmoid_compute", "t", p, {}, {}, None, 9, None, {}, draws)).identified  # no C
+
+
 def test_card_and_latex_print_not_identified_instead_of_numbers():
     from benchmark.reporting import card
     from benchmark.stages import report

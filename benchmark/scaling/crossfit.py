@@ -19,6 +19,7 @@ import numpy as np
 
 from benchmark.results import db
 from benchmark.scaling.engine import FitError, FitResult, Points, fit, fit_two_step
+from benchmark.scaling.laws import group_budgets
 
 PYTHIA_LOSS = "log_perplexity/lambada_openai"
 PYTHIA_MIN_STEP = 1000  # checkpoints after the 1 % warm-up (1430 steps) is mostly done; step 0 has D = 0
@@ -49,11 +50,16 @@ def points(con, source: str, metric: str, task: str, loss: tuple[str, str] | Non
     return Points(y=np.array(y, float), N=np.array(N, float), D=np.array(D, float), C=np.array(C, float), L=L, ids=ids)
 
 
-def phases(res: FitResult) -> FitResult:
+def phases(res: FitResult, C=None, tolerance: float = 0.15) -> FitResult:
     """Add the phases of a sigmoid of log C (Owen 2024): C_growth, where the metric has risen 10 % of the way
     from lo to hi, C_saturation, 90 % (C_mid 9^(-/+1/k)), and C_slowdown, past the inflection C_mid, where the
     gain per doubling of compute has fallen to half its peak (C_mid exp(ln(3 + 2 sqrt 2) / k)); bootstrap
-    intervals from the kept draws (C_mid's is the fit's own)."""
+    intervals from the kept draws (C_mid's is the fit's own).
+
+    With the fitted points' compute C: the rise is located only if some sampled compute level (a budget of runs
+    within `tolerance`, laws.group_budgets) lies wholly inside [C_growth, C_saturation]. A rise between two levels,
+    or inside one level's own scatter, is a step the grid cannot place: k and C_mid are then not identified, however
+    tight their bootstrap intervals (a step fitted between the same two levels in every resample)."""
     if res.law != "sigmoid_compute":
         return res
     odds = math.log((1 - GROWTH) / GROWTH)
@@ -77,7 +83,18 @@ def phases(res: FitResult) -> FitResult:
     method = {**res.method, "phases": f"growth from C_growth ({GROWTH:.0%} of the rise) to C_saturation ({1 - GROWTH:.0%}); "
                                       "inflection at C_mid; growth slows (gain per doubling of C below half its peak) "
                                       f"past C_slowdown; intervals from {len(res.draws)} bootstrap draws"}
-    return replace(res, params=params, se=se, ci95=ci, method=method)
+    res = replace(res, params=params, se=se, ci95=ci, method=method)
+    if C is None:
+        return res
+    C = np.asarray(C, dtype=float)
+    lo, hi = params["C_growth"], params["C_saturation"]
+    inside = [g for g in group_budgets(C, tolerance) if (C[g] > lo).all() and (C[g] < hi).all()]
+    if inside or not (math.isfinite(lo) and math.isfinite(hi)):
+        return res
+    why = (f"the rise from {100 * GROWTH:g} % to {100 * (1 - GROWTH):g} % (C_growth {lo:.3g} to C_saturation {hi:.3g} FLOP) holds no "
+           "sampled compute level: a step the grid cannot place")
+    return replace(res, identified=False, unidentified=sorted(set(res.unidentified) | {"k", "C_mid"}),
+                   identification="; ".join(filter(None, (res.identification, why))))
 
 
 def phase_at(params: dict, C: float) -> str:
@@ -96,7 +113,7 @@ def _downstream(pts: Points, target: str, s: dict, settings, two_step: bool) -> 
             rng = metric_range(target)
             res = (fit_two_step(pts, settings, target=target, y_range=rng) if law == "two_step"
                    else fit(law, pts, settings, target=target, y_range=rng))
-            out.append(phases(res))
+            out.append(phases(res, pts.C, float(s.get("budget_tolerance", 0.15))))
         except FitError as e:
             skipped.append(f"{law} on {target}: {e}")
     return out, skipped

@@ -102,7 +102,8 @@ def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list
                     raise FitError(f"no {LOSS_METRIC} for the task of {target}")
                 res = fit_two_step(pts, settings, target=target, y_range=rng)
             else:
-                res = phases(fit(law, _kaplan_subset(law, pts), settings, target=target, y_range=rng))
+                sub = _kaplan_subset(law, pts)
+                res = phases(fit(law, sub, settings, target=target, y_range=rng), sub.C, float(s["budget_tolerance"]))
             results.append(res)
         except FitError as e:
             skipped.append(f"{law} on {target}: {e}")
