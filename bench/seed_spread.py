@@ -12,6 +12,13 @@ threads (default 1) and `--jobs` runs go at once (default 2): the losses depend 
 order), not on the load, so timings beside other work are meaningless here but the losses are not. The runs are kept
 in `--out`; a run whose `val.json` exists is not trained again. The last line is
 `point=<id> seeds=<k> mean=<loss> rel_std=<fraction>`.
+
+`--parts` also reads each model's validation loss by skill (benchmark.training.validation.losses_by_part: per task,
+per difficulty level and, for summaries, per fact) and prints where the spread comes from: each part's share of the
+validation tokens, its mean loss and relative std over seeds, and the relative std the overall loss would have if only
+that part varied ("alone" = share x std / overall mean).
+
+    python bench/seed_spread.py --point d16-c1 --seeds 0 1 2 3 4 --parts
 """
 from __future__ import annotations
 
@@ -68,19 +75,59 @@ def _validate(params_file: str, data: str, run_dir: str) -> None:
     print(json.dumps(out))
 
 
-def _run(params_file: Path, data: Path, out: Path, run_id: str, threads: int) -> dict:
+def _parts(data: str, run_dir: str) -> None:
+    """Print one JSON line: {task: {"level k" | "part <name>": [summed loss, target tokens]}} of the model in run_dir."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    from benchmark.training import corpus as corpus_mod
+    from benchmark.training.validation import losses_by_part
+
+    corpus = corpus_mod.load(Path(data))
+    net = LlamaForCausalLM.from_pretrained(Path(run_dir) / "model", torch_dtype=torch.float32).eval()
+    print(json.dumps({task: losses_by_part(net, corpus, task, 64, "cpu") for task in corpus.task_names}))
+
+
+def _child(argv: list[str], threads: int, run_id: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)}
+    r = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit(f"{run_id}: {' '.join(argv[1:4])} failed:\n{r.stderr[-2000:]}")
+    return r.stdout.strip().splitlines()[-1]
+
+
+def _run(params_file: Path, data: Path, out: Path, run_id: str, threads: int, parts: bool) -> tuple[dict, dict | None]:
     folder = out / run_id
-    done = folder / "val.json"
+    done, by_part = folder / "val.json", folder / "parts.json"
     if not done.exists():
-        env = {**os.environ, "PYTHONPATH": str(ROOT), "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads)}
-        for argv in ([sys.executable, "-m", "benchmark", "train", run_id, "--params", str(params_file), "--data",
-                      str(data), "--out", str(folder), "--no-resume"],
-                     [sys.executable, __file__, "--_validate", str(params_file), str(data), str(folder)]):
-            r = subprocess.run(argv, env=env, capture_output=True, text=True)
-            if r.returncode:
-                raise SystemExit(f"{run_id}: {' '.join(argv[1:4])} failed:\n{r.stderr[-2000:]}")
-        done.write_text(r.stdout.strip().splitlines()[-1])
-    return json.loads(done.read_text())
+        _child([sys.executable, "-m", "benchmark", "train", run_id, "--params", str(params_file), "--data", str(data),
+                "--out", str(folder), "--no-resume"], threads, run_id)
+        done.write_text(_child([sys.executable, __file__, "--_validate", str(params_file), str(data), str(folder)],
+                               threads, run_id))
+    if parts and not by_part.exists():
+        by_part.write_text(_child([sys.executable, __file__, "--_parts", str(data), str(folder)], threads, run_id))
+    return json.loads(done.read_text()), (json.loads(by_part.read_text()) if parts else None)
+
+
+def where_from(parts: list[dict], overall: list[float]) -> list[str]:
+    """Lines of the --parts table from each seed's losses by part and its overall loss (see the module's doc)."""
+    mean_all = statistics.mean(overall)
+    total = sum(sum(n for key, (_, n) in by.items() if key.startswith("level")) for by in parts[0].values())
+    lines = [f"{'task / part':<30} {'share':>7} {'mean':>8} {'rel std':>8} {'alone':>7}"]
+
+    def row(label: str, pairs: list[tuple[float, int]]) -> str:
+        losses, n = [s / c for s, c in pairs], pairs[0][1]
+        mean = statistics.mean(losses)
+        std = statistics.stdev(losses) if len(losses) > 1 else float("nan")
+        return (f"{label:<30} {100 * n / total:6.1f}% {mean:8.4f} {100 * std / mean:7.2f}% "
+                f"{100 * (n / total) * std / mean_all:6.2f}%")
+
+    for task in parts[0]:
+        levels = [key for key in parts[0][task] if key.startswith("level")]
+        lines.append(row(task, [(sum(by[task][k][0] for k in levels), sum(by[task][k][1] for k in levels))
+                                for by in parts]))
+        lines += [row("  " + key, [tuple(by[task][key]) for by in parts]) for key in parts[0][task]]
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -93,10 +140,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="where the runs are kept (default: a new temporary folder)")
+    ap.add_argument("--parts", action="store_true", help="also print where the spread comes from (task, level, part)")
     ap.add_argument("--_validate", nargs=3, help=argparse.SUPPRESS)
+    ap.add_argument("--_parts", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args._validate:
         _validate(*args._validate)
+        return 0
+    if args._parts:
+        _parts(*args._parts)
         return 0
     if not args.point:
         ap.error("--point is required")
@@ -118,13 +170,19 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{args.point}: size {base['size']}, {base['tokens']:,} tokens, seeds {args.seeds}, overrides {args.set or 'none'}, "
           f"{args.threads} thread(s) per run, runs in {out}", flush=True)
     with ThreadPoolExecutor(args.jobs) as pool:
-        futures = {rid: pool.submit(_run, params_file, args.data, out, rid, args.threads) for rid in tree["runs"]}
-        losses = []
+        futures = {rid: pool.submit(_run, params_file, args.data, out, rid, args.threads, args.parts)
+                   for rid in tree["runs"]}
+        losses, parts = [], []
         for rid, fut in futures.items():
-            res = fut.result()
+            res, by_part = fut.result()
+            parts.append(by_part)
             losses.append(res["all"][0])
             print(f"{rid}: val loss {res['all'][0]:.4f} ± {res['all'][1]:.4f} | " +
                   " ".join(f"{t} {v[0]:.4f}" for t, v in res.items() if t != "all"), flush=True)
+    if args.parts:
+        print("where the spread comes from (share of the validation tokens; alone: the relative std of the overall loss "
+              "if only this part varied):")
+        print("\n".join(where_from(parts, losses)))
     mean = statistics.mean(losses)
     rel = statistics.stdev(losses) / mean if len(losses) > 1 else float("nan")
     verdict = "within" if rel <= SEED_REL_TARGET else "over"

@@ -161,7 +161,7 @@ def test_learning_curves_figure_has_a_panel_per_size_and_a_line_per_run(tmp_path
 def test_row_losses_batched_by_length_match_one_example_at_a_time_in_the_rows_order():
     from benchmark.training.data import IGNORE
     from benchmark.training.trainer import loss_sum
-    from benchmark.training.validation import WIDTH_MULTIPLE, row_losses
+    from benchmark.training.validation import WIDTH_MULTIPLE, row_losses, row_token_losses
 
     torch.manual_seed(0)
 
@@ -185,3 +185,10 @@ def test_row_losses_batched_by_length_match_one_example_at_a_time_in_the_rows_or
         with torch.no_grad():
             assert got == pytest.approx(float(loss_sum(net(input_ids=x).logits, labels)), rel=1e-6)
     assert WIDTH_MULTIPLE > 1 and max(len(ids) for ids, _ in rows) % WIDTH_MULTIPLE  # the padding is exercised
+    per_token = row_token_losses(net, rows, pad=0, batch_size=2, device="cpu")
+    assert [len(v) for v in per_token] == counts and [sum(v) for v in per_token] == pytest.approx(sums, rel=1e-6)
+    ids, n_prompt = rows[3]
+    with torch.no_grad():  # the 2nd target token's loss: position n_prompt predicts token n_prompt + 1
+        logits = net(input_ids=torch.tensor([ids])).logits[0, n_prompt]
+    assert per_token[3][1] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.tensor(ids[n_prompt + 1]))),
+                                            rel=1e-6)

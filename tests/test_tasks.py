@@ -85,6 +85,24 @@ def test_summary_is_the_protagonists_current_profile():
         assert positions == sorted(positions)  # facts in the canonical order of kinds
 
 
+def test_summary_parts_cover_the_summary_and_name_each_fact_by_its_kind():
+    from benchmark.tasks import PARTS
+    from benchmark.tasks.summarization import KIND_ORDER
+
+    markers = {"city": "in ", "job": "at ", "buy": "bought ", "visit": "met ", "food": "likes "}
+    for i in range(40):
+        target = generated_example("summarization", 9, "validation", i)["target"]
+        spans = PARTS["summarization"](target)
+        assert spans[0] == (0, target.index(":") + 1, "name")
+        assert [a for a, _, _ in spans[1:]] == [b for _, b, _ in spans[:-1]] and spans[-1][1] == len(target)  # tiled
+        kinds = [k for _, _, k in spans[1:]]
+        assert kinds == [k for k in KIND_ORDER if k in kinds] and len(kinds) == target.count(";") + 1
+        for a, b, k in spans[1:]:
+            assert target[a:b].strip().startswith(markers[k]) and target[a:b].endswith((";", "."))
+    assert PARTS["summarization"]("no colon here") == []
+    assert [k for *_, k in PARTS["summarization"]("bob: in peru; sings.")] == ["name", "city", "other"]
+
+
 def test_validation_and_test_never_appear_in_the_training_stream(tmp_path, tiny_raw):
     from benchmark.stages.prepare import prepare
 

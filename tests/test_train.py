@@ -238,5 +238,19 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
     again = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == last
     assert (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns == trained
+    # --parts: each model's validation loss by level and by part of a summary; each grouping sums to the task's loss
+    parted = subprocess.run(cmd + ["--parts"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
+    assert parted.returncode == 0, parted.stderr[-3000:]
+    assert parted.stdout.strip().splitlines()[-1] == last and "where the spread comes from" in parted.stdout
+    for seed in (0, 3):
+        parts = json.loads((out / f"c-9k-seed{seed}" / "parts.json").read_text())
+        val = json.loads((out / f"c-9k-seed{seed}" / "val.json").read_text())
+        for task, by in parts.items():
+            for prefix in ("level", "part") if task == "summarization" else ("level",):
+                group = [v for k, v in by.items() if k.startswith(prefix)]
+                assert sum(s for s, _ in group) / sum(n for _, n in group) == pytest.approx(val[task][0], rel=1e-6)
+        assert {"part name", "part end"} < set(parts["summarization"]) and not any(k.startswith("part") for k in parts["translation"])
+    table = parted.stdout.split("where the spread comes from", 1)[1].splitlines()
+    assert any(line.startswith("summarization ") for line in table) and any(line.startswith("  part name ") for line in table)
     bad = subprocess.run(cmd[:-4] + ["--set", "train.nope.x=1"], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert bad.returncode != 0 and "params has no section 'train.nope'" in bad.stderr

@@ -21,6 +21,9 @@ GENERATORS: dict[str, Callable[[random.Random, int, int], Example]] = {
 }
 LEVELS = {"translation": translation.LEVELS, "summarization": summarization.LEVELS,
           "classification": classification.LEVELS}
+# generator name -> function(target) -> [(start, end, part)]: the named parts of a target (a summary's facts by kind),
+# for reading a model's loss by skill (bench/seed_spread.py --parts); generators without one are read by level only
+PARTS: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {"summarization": summarization.target_parts}
 # The kind of a task decides how it is scored (BLEU, ROUGE, accuracy).
 KINDS = ("translation", "summarization", "classification")
 

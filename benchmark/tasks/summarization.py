@@ -152,3 +152,25 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     facts = [_profile(current[kind]) for kind in KIND_ORDER if kind in current]
     summary = f"{hero}: " + "; ".join(facts) + "."
     return {"input": " ".join(story), "target": summary}
+
+
+# The profile's form of each kind of fact opens with these words (_profile): how a summary's parts are told apart.
+_PART_OF = (("in ", "city"), ("at ", "job"), ("bought ", "buy"), ("met ", "visit"), ("likes ", "food"))
+
+
+def target_parts(target: str) -> list[tuple[int, int, str]]:
+    """(start, end, part) character spans of a summary: "name" (the protagonist and its colon), then one span per
+    fact named by its kind (KIND_ORDER), each with the space before it and its ';' or closing '.'. The spans cover
+    the summary; how a model's loss divides over them shows which skill it has learned (copying the name, mapping a
+    city to its country, copying a number or a food)."""
+    head = target.find(":")
+    if head < 0:
+        return []
+    spans, start = [(0, head + 1, "name")], head + 1
+    while start < len(target):
+        end = target.find(";", start)
+        end = len(target) if end < 0 else end + 1
+        fact = target[start:end].strip()
+        spans.append((start, end, next((kind for word, kind in _PART_OF if fact.startswith(word)), "other")))
+        start = end
+    return spans

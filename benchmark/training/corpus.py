@@ -75,6 +75,10 @@ class Corpus:
     def kind(self, task: str) -> str:
         return self.manifest["tasks"][task]["kind"]
 
+    def generator(self, task: str) -> str | None:
+        """The generator a task's examples come from; None for a Hub dataset."""
+        return self.manifest["tasks"][task].get("source", {}).get("generator")
+
     def split(self, task: str, split: str) -> list[dict]:
         return io.read_jsonl(self.root / task / f"{split}.jsonl")
 

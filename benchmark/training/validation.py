@@ -28,13 +28,10 @@ def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int) -> li
 WIDTH_MULTIPLE = 16  # batches pad to a multiple of this: each new shape costs the CPU kernels a first call
 
 
-def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
-               device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read).
-
-    Batches are formed in order of length, so a batch pads to nearly its own length (on the validation splits this
-    halves the positions run forward); the results come back in the rows' order.
-    """
+def _forward(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int, device: str):
+    """(row indices, per-position target loss [b, width - 1] on the device, 0 where ignored, target mask) of each
+    batch under torch.no_grad. Batches are formed in order of length, so a batch pads to nearly its own length (on
+    the validation splits this halves the positions run forward)."""
     import torch
     import torch.nn.functional as F
 
@@ -42,9 +39,9 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
     from benchmark.training.trainer import _upcast
 
     order = sorted(range(len(rows)), key=lambda i: len(rows[i][0]))
-    sums, counts = [], []
     for start in range(0, len(order), batch_size):
-        batch = [rows[i] for i in order[start:start + batch_size]]
+        idx = order[start:start + batch_size]
+        batch = [rows[i] for i in idx]
         width = -(-max(len(ids) for ids, _ in batch) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE  # few distinct shapes
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
@@ -53,11 +50,23 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
             labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
         with torch.no_grad():
             logits = net(input_ids=ids.to(device), use_cache=False).logits
-            # next-token cross-entropy per position (0 where ignored), summed per example as trainer.loss_sum sums
+            # next-token cross-entropy per position (0 where ignored), as trainer.loss_sum sums it
             per_token = F.cross_entropy(_upcast(logits[:, :-1].reshape(-1, logits.size(-1))),
                                         labels[:, 1:].reshape(-1).to(device), ignore_index=IGNORE, reduction="none")
-            sums.append(per_token.view(len(batch), -1).sum(dim=1))
-        counts += (labels[:, 1:] != IGNORE).sum(dim=1).tolist()
+        yield idx, per_token.view(len(batch), -1), labels[:, 1:] != IGNORE
+
+
+def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
+               device: str) -> tuple[list[float], list[int]]:
+    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read); the
+    results come back in the rows' order."""
+    import torch
+
+    order, sums, counts = [], [], []
+    for idx, per_token, mask in _forward(net, rows, pad, batch_size, device):
+        order += idx
+        sums.append(per_token.sum(dim=1))
+        counts += mask.sum(dim=1).tolist()
     values = torch.cat(sums).tolist() if sums else []
     out_sums, out_counts = [0.0] * len(rows), [0] * len(rows)
     for k, i in enumerate(order):
@@ -65,10 +74,53 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
     return out_sums, out_counts
 
 
+def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
+                     device: str) -> list[list[float]]:
+    """Per-example loss of each target token in order (the terms row_losses sums), in the rows' order."""
+    out: list[list[float]] = [[] for _ in rows]
+    for idx, per_token, mask in _forward(net, rows, pad, batch_size, device):
+        for r, (i, values) in enumerate(zip(idx, per_token.cpu())):
+            out[i] = values[mask[r]].tolist()
+    return out
+
+
 def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
     """Per-example summed target loss and target counts over the task's whole validation split."""
     rows = encode_rows(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
     return row_losses(net, rows, corpus.vocab.pad, batch_size, device)
+
+
+def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict[str, tuple[float, int]]:
+    """Summed loss and target tokens of the task's validation split by difficulty level ("level k") and, where the
+    task's generator names the parts of a target (benchmark.tasks.PARTS), by part ("part <name>"; "part end" is
+    </s>, "part rest" a token outside every span). A token belongs to the part holding its first character. Each
+    grouping sums to the task's validation loss: this is that loss read by skill, for telling which skill a seed's
+    model has learned (bench/seed_spread.py --parts)."""
+    from benchmark.tasks import PARTS
+
+    examples = corpus.split(task, "validation")
+    max_len = net.config.max_position_embeddings
+    rows = encode_rows(corpus, task, examples, max_len)
+    losses = row_token_losses(net, rows, corpus.vocab.pad, batch_size, device)
+    parts_of = PARTS.get(corpus.generator(task) or "")
+    offsets = ([e.offsets for e in corpus.tokenizer.encode_batch([x["target"] for x in examples], add_special_tokens=False)]
+               if parts_of else None)
+    out: dict[str, list] = {}
+
+    def add(key: str, value: float) -> None:
+        acc = out.setdefault(key, [0.0, 0])
+        acc[0] += value
+        acc[1] += 1
+
+    for k, (ex, values) in enumerate(zip(examples, losses)):
+        for v in values:
+            add(f"level {ex.get('difficulty', 0)}", v)
+        if parts_of:
+            spans = parts_of(ex["target"])
+            labels = [next((name for a, b, name in spans if a <= start < b), "rest") for start, _ in offsets[k]]
+            for v, label in zip(values, labels[:len(values) - 1] + ["end"]):  # the target may be cut (example_ids)
+                add(f"part {label}", v)
+    return {key: (s, n) for key, (s, n) in sorted(out.items())}
 
 
 def fixed_subset(n: int, k: int, seed: int, task_index: int) -> list[int]:
