@@ -282,6 +282,11 @@ def test_card_says_whether_every_point_is_within_one_percent():
     text = card.seed_spread_section(pts)
     assert text.startswith("2 of 3 points have seed replicates. Not every point is within 1 %: l N=5 D=2 (2.00 %).")
     assert "| l | 5 | 2 | 3 | 1.5000 | 2.00 % | 0.40 |" in text and "| m | 3 | 2 | 1 | 1.7000 | – |" in text
+    assert "Where it comes from" not in text  # no task's loss is in the rows
+    pts += [row("l", 5, 2, "val_loss", "summarization", 0.5, 0.04), row("l", 5, 2, "val_loss", "translation", 2.0, 0.01),
+            row("m", 3, 2, "val_loss", "translation", 2.0, None, 1)]
+    assert ("Where it comes from, the relative std of each task's validation loss: l N=5 D=2: summarization 8.00 %, "
+            "translation 0.50 % (") in card.seed_spread_section(pts)
     text = card.seed_spread_section(pts[:1])
     assert text.startswith("1 of 1 points have seed replicates. Every one is within 1 %")
     assert card.seed_spread_section([row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]).startswith(

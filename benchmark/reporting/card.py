@@ -143,7 +143,15 @@ def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
                    (f"Every one is within {100 * SEED_REL_TARGET:g} % (relative std of validation loss; largest "
                     f"{100 * worst[0]:.2f} % at {worst[1]})." if not over else
                     f"Not every point is within {100 * SEED_REL_TARGET:g} %: {', '.join(over)}."))
-    return "\n".join([verdict, "", *lines, ""])
+    tasks = []
+    for (n, d, size), row in sorted(by.items()):
+        per_task = [(t, p["rel_std"]) for (m, t), p in sorted(row.items()) if m == LOSS and t != "all" and p["rel_std"] is not None]
+        if per_task:
+            tasks.append(f"{size} N={n:,} D={d:,}: " + ", ".join(f"{t} {100 * r:.2f} %" for t, r in per_task))
+    where = ([f"Where it comes from, the relative std of each task's validation loss: {'; '.join(tasks)} "
+              "(`python bench/seed_spread.py --point RUN --parts` reads it by difficulty level and by part of a "
+              "summary).", ""] if tasks else [])
+    return "\n".join([verdict, "", *lines, "", *where])
 
 
 def precision_section(runs: Sequence[Mapping[str, Any]], metrics: Sequence[Mapping[str, Any]],
