@@ -1,7 +1,8 @@
 """Seed spread of one grid point: the real train stage under several seeds, then each model's validation loss
-(per task and overall, the evaluate stage's definition), and the relative std of the overall loss over seeds
-beside issue 13's target (benchmark.scaling.quality.SEED_REL_TARGET). Recipe variants are params overrides, so a
-change of batch, learning rate, warm-up or schedule can be measured at a point before it goes into params.yaml.
+(per task and overall, the evaluate stage's definition), and the relative std of the overall loss over seeds, with
+its 95 % interval (benchmark.results.points.std_interval), beside issue 13's target
+(benchmark.scaling.quality.SEED_REL_TARGET). Recipe variants are params overrides, so a change of batch, learning
+rate, warm-up or schedule can be measured at a point before it goes into params.yaml.
 
     python bench/seed_spread.py --point d64-c3                                  # seeds 0 1 2 of a params.yaml run
     python bench/seed_spread.py --point d48-c3 --set train.warmup_fraction=0.2 --seeds 0 1 2 3 4
@@ -154,6 +155,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error("--point is required")
     import yaml
 
+    from benchmark.results.points import STD_LEVEL, std_interval
     from benchmark.scaling.quality import SEED_REL_TARGET
 
     tree = yaml.safe_load(args.params.read_text())
@@ -186,8 +188,14 @@ def main(argv: list[str] | None = None) -> int:
     mean = statistics.mean(losses)
     rel = statistics.stdev(losses) / mean if len(losses) > 1 else float("nan")
     verdict = "within" if rel <= SEED_REL_TARGET else "over"
+    interval = ""
+    if len(losses) > 1:
+        low, high = std_interval(rel, len(losses))
+        said = ("rules the target out" if low > SEED_REL_TARGET else "rules it in" if high <= SEED_REL_TARGET
+                else "cannot tell")
+        interval = f"; {100 * STD_LEVEL:g} % interval {100 * low:.2f}-{100 * high:.2f} %: {said}"
     print(f"seed spread: mean {mean:.4f}, relative std {100 * rel:.2f} % over {len(losses)} seeds ({verdict} the "
-          f"{100 * SEED_REL_TARGET:g} % target)")
+          f"{100 * SEED_REL_TARGET:g} % target{interval})")
     print(f"point={args.point} seeds={len(losses)} mean={mean:.6f} rel_std={rel:.6f}")
     return 0
 

@@ -60,7 +60,54 @@ def test_points_leave_out_runs_that_did_not_complete():
                for i, v in enumerate((2.0, 2.2, 99.0))]
     (row,) = points_rows(runs, metrics)
     assert row["n_seeds"] == 2 and row["mean"] == pytest.approx(2.1) and row["max"] == 2.2 and row["run_ids"] == "x-0,x-1"
-    assert point_stats([3.0]) == {"n_seeds": 1, "mean": 3.0, "std": None, "rel_std": None, "min": 3.0, "max": 3.0}
+    assert point_stats([3.0]) == {"n_seeds": 1, "mean": 3.0, "std": None, "rel_std": None, "rel_std_low": None,
+                                  "rel_std_high": None, "min": 3.0, "max": 3.0}
+
+
+def test_the_seed_spread_interval_covers_the_true_spread_at_its_level():
+    """point_stats' rel_std interval (chi-square, std_interval): over many simulated grid points of 3 and of 5 normal
+    seeds, about 95 % of intervals hold the true relative std; more seeds give a narrower one."""
+    from benchmark.results.points import STD_LEVEL, std_interval
+
+    rng = np.random.default_rng(7)
+    true_rel, mean = 0.012, 1.3
+    for n in (3, 5):
+        hits = 0
+        for _ in range(4000):
+            s = point_stats(rng.normal(mean, true_rel * mean, n))
+            assert s["rel_std_low"] < s["rel_std"] < s["rel_std_high"]
+            hits += s["rel_std_low"] <= true_rel * mean / abs(s["mean"]) <= s["rel_std_high"]
+        assert abs(hits / 4000 - STD_LEVEL) < 0.015, (n, hits)
+    widths = [np.subtract(*std_interval(1.0, n)[::-1]) for n in (3, 5, 10, 30)]
+    assert widths == sorted(widths, reverse=True)
+    with pytest.raises(ValueError, match="at least 2"):
+        std_interval(0.1, 1)
+
+
+def test_a_database_from_before_a_new_column_gains_it(tmp_path):
+    """A results.duckdb written before points gained its interval columns: connect adds them (null in the old rows)
+    and a newer collect writes into it."""
+    import duckdb
+
+    from benchmark.results import schema
+
+    path = tmp_path / "results.duckdb"
+    old_cols = [c for c in schema.columns("points") if c.name not in ("rel_std_low", "rel_std_high")]
+    con = duckdb.connect(str(path))
+    con.execute("CREATE TABLE points (" + ", ".join(f"{c.name} {schema.DTYPES[c.dtype][0]}" for c in old_cols) + ")")
+    con.execute("INSERT INTO points (source, model_size, n_params, tokens, metric, task, flops, n_seeds, mean, min, max, "
+                "run_ids) VALUES ('old', 'xs', 10, 20, 'val_loss', 'all', 1200.0, 1, 2.0, 2.0, 2.0, 'xs-1')")
+    con.close()
+    con = db.connect(str(path))
+    runs = [{"source": "local", "run_id": f"x-{i}", "model_size": "x", "n_params": 10, "tokens": 20, "flops": 1200.0,
+             "status": "completed"} for i in range(3)]
+    rows = points_rows(runs, [{"source": "local", "run_id": f"x-{i}", "metric": "val_loss", "task": "all", "value": v}
+                              for i, v in enumerate((2.0, 2.2, 2.1))])
+    db.replace_rows(con, "points", rows, source="local")
+    got = {r["source"]: r for r in db.read_rows(con, "points")}
+    con.close()
+    assert got["old"]["rel_std_low"] is None and got["old"]["mean"] == 2.0
+    assert got["local"]["rel_std_low"] == pytest.approx(rows[0]["rel_std_low"]) and got["local"]["rel_std_high"] > 0.05
 
 
 def test_replicates_that_stop_a_few_tokens_apart_are_one_point():
@@ -274,14 +321,25 @@ def test_card_and_latex_print_not_identified_instead_of_numbers():
 def test_card_says_whether_every_point_is_within_one_percent():
     from benchmark.reporting import card
 
+    from benchmark.results.points import std_interval
+
     def row(size, n, d, metric, task, mean, std, seeds=3):
+        rel = None if std is None else std / mean
+        low, high = (None, None) if rel is None else std_interval(rel, seeds)
         return {"model_size": size, "n_params": n, "tokens": d, "metric": metric, "task": task, "n_seeds": seeds,
-                "mean": mean, "std": std, "rel_std": None if std is None else std / mean}
+                "mean": mean, "std": std, "rel_std": rel, "rel_std_low": low, "rel_std_high": high}
     pts = [row("xs", 1, 2, "val_loss", "all", 2.0, 0.01), row("l", 5, 2, "val_loss", "all", 1.5, 0.03),
            row("l", 5, 2, "bleu", "translation", 20.0, 0.4), row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]
     text = card.seed_spread_section(pts)
     assert text.startswith("2 of 3 points have seed replicates. Not every point is within 1 %: l N=5 D=2 (2.00 %).")
-    assert "| l | 5 | 2 | 3 | 1.5000 | 2.00 % | 0.40 |" in text and "| m | 3 | 2 | 1 | 1.7000 | – |" in text
+    # 3 seeds: the 95 % interval is 0.52-6.3 x the estimate: 2 % just rules the 1 % target out, 0.5 % cannot confirm it
+    assert "| l | 5 | 2 | 3 | 1.5000 | 2.00 % [1.04, 12.57] | 0.40 |" in text and "| m | 3 | 2 | 1 | 1.7000 | – |" in text
+    assert ("Read with its uncertainty (chi-square interval for the std of normal draws): the 95 % interval lies above "
+            "1 % at l N=5 D=2 (3 seeds); holds 1 % at xs N=1 D=2 (3 seeds), where these seeds can neither confirm nor "
+            "rule out the target.") in text
+    many = card.seed_spread_section([row("xs", 1, 2, "val_loss", "all", 2.0, 0.01, 40),
+                                     row("l", 5, 2, "val_loss", "all", 1.5, 0.03, 40)])
+    assert ("the 95 % interval lies above 1 % at l N=5 D=2 (40 seeds); below it at xs N=1 D=2 (40 seeds).") in many
     assert "Where it comes from" not in text  # no task's loss is in the rows
     pts += [row("l", 5, 2, "val_loss", "summarization", 0.5, 0.04), row("l", 5, 2, "val_loss", "translation", 2.0, 0.01),
             row("m", 3, 2, "val_loss", "translation", 2.0, None, 1)]

@@ -231,7 +231,8 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
     assert losses[0] != losses[1]
     import statistics
 
-    *_, last = first.stdout.strip().splitlines()
+    *_, said, last = first.stdout.strip().splitlines()
+    assert said.startswith("seed spread: ") and "95 % interval" in said and said.endswith("cannot tell)")  # 2 seeds
     assert last == (f"point=c-9k seeds=2 mean={statistics.mean(losses):.6f} "
                     f"rel_std={statistics.stdev(losses) / statistics.mean(losses):.6f}")
     trained = (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns

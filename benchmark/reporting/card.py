@@ -112,37 +112,57 @@ def fits_section(fits: Sequence[Mapping[str, Any]], fit_method: str) -> str:
 
 
 def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
-    """Seed spread per grid point (rows of the `points` table): relative std of validation loss and the std of each
-    headline downstream metric, and plainly whether every point is within quality.SEED_REL_TARGET."""
+    """Seed spread per grid point (rows of the `points` table): relative std of validation loss with its 95 % interval
+    and the std of each headline downstream metric, and plainly whether every point is within
+    quality.SEED_REL_TARGET: by its estimate, and whether its interval rules the target in, out, or neither (few
+    seeds pin a spread down loosely, benchmark.results.points.std_interval)."""
     from benchmark.evaluation.metrics import LOSS, downstream_headline
+    from benchmark.results.points import STD_LEVEL
     from benchmark.scaling.quality import SEED_REL_TARGET
 
     heads = [(m.name, m.headline_task, m.label) for m in downstream_headline()]
     by: dict[tuple, dict] = {}
     for p in points:
         by.setdefault((p["n_params"], p["tokens"], p["model_size"]), {})[(p["metric"], p["task"])] = p
-    lines = ["| point | N | D | seeds | val loss (mean) | val loss rel. std | " + " | ".join(f"{h[2]} std" for h in heads) + " |",
+    level = f"{100 * STD_LEVEL:g} %"
+    lines = [f"| point | N | D | seeds | val loss (mean) | val loss rel. std [{level} interval] | " +
+             " | ".join(f"{h[2]} std" for h in heads) + " |",
              "|---" * (6 + len(heads)) + "|"]
     rels = []
     for (n, d, size), row in sorted(by.items()):
         loss = row.get((LOSS, "all"))
         if loss is None:
             continue
-        rel = loss["rel_std"]
+        rel, low, high = loss["rel_std"], loss.get("rel_std_low"), loss.get("rel_std_high")
         if rel is not None:
-            rels.append((rel, f"{size} N={n:,} D={d:,}"))
+            rels.append((rel, low, high, f"{size} N={n:,} D={d:,}", loss["n_seeds"]))
         cells = [("–" if row.get((m, t)) is None or row[(m, t)]["std"] is None else f"{row[(m, t)]['std']:.2f}") for m, t, _ in heads]
+        interval = f" [{100 * low:.2f}, {100 * high:.2f}]" if low is not None and high is not None else ""
         lines.append(f"| {size} | {n:,} | {d:,} | {loss['n_seeds']} | {loss['mean']:.4f} | "
-                     f"{'–' if rel is None else f'{100 * rel:.2f} %'} | " + " | ".join(cells) + " |")
+                     f"{'–' if rel is None else f'{100 * rel:.2f} %{interval}'} | " + " | ".join(cells) + " |")
+    target = f"{100 * SEED_REL_TARGET:g} %"
     if not rels:
         verdict = "No grid point has more than one seed: the seed spread is not measured."
     else:
-        over = [f"{where} ({100 * r:.2f} %)" for r, where in sorted(rels, reverse=True) if r > SEED_REL_TARGET]
-        worst = max(rels)
+        over = [f"{where} ({100 * r:.2f} %)" for r, _, _, where, _ in sorted(rels, reverse=True) if r > SEED_REL_TARGET]
+        worst = max(rels, key=lambda r: r[0])
         verdict = (f"{len(rels)} of {len(by)} points have seed replicates. " +
-                   (f"Every one is within {100 * SEED_REL_TARGET:g} % (relative std of validation loss; largest "
-                    f"{100 * worst[0]:.2f} % at {worst[1]})." if not over else
-                    f"Not every point is within {100 * SEED_REL_TARGET:g} %: {', '.join(over)}."))
+                   (f"Every one is within {target} (relative std of validation loss; largest "
+                    f"{100 * worst[0]:.2f} % at {worst[3]})." if not over else
+                    f"Not every point is within {target}: {', '.join(over)}."))
+        known = [r for r in rels if r[1] is not None and r[2] is not None]
+        ruled_out = [f"{where} ({k} seeds)" for _, low, _, where, k in known if low > SEED_REL_TARGET]
+        ruled_in = [f"{where} ({k} seeds)" for _, _, high, where, k in known if high <= SEED_REL_TARGET]
+        open_ = [f"{where} ({k} seeds)" for _, low, high, where, k in known
+                 if low <= SEED_REL_TARGET < high]
+        said = [f"the {level} interval lies above {target} at {', '.join(ruled_out)}" if ruled_out else "",
+                f"below it at {', '.join(ruled_in)}" if ruled_in else "",
+                f"holds {target} at {', '.join(open_)}, where these seeds can neither confirm nor rule out the target"
+                if open_ else ""]
+        said = [x for x in said if x]
+        if said:
+            verdict += (" Read with its uncertainty (chi-square interval for the std of normal draws): " +
+                        "; ".join(said) + ".")
     tasks = []
     for (n, d, size), row in sorted(by.items()):
         per_task = [(t, p["rel_std"]) for (m, t), p in sorted(row.items()) if m == LOSS and t != "all" and p["rel_std"] is not None]

@@ -34,7 +34,18 @@ def connect(path: str, read_only: bool = False):
     if not read_only:
         for table in schema.TABLES:
             con.execute(schema.duckdb_ddl(table))
+            _add_new_columns(con, table)
     return con
+
+
+def _add_new_columns(con, table: str) -> None:
+    """A database written before a nullable column joined the schema gains that column (null in its old rows), so a
+    newer collect or fit writes into it instead of failing on the INSERT."""
+    have = {r[0] for r in con.execute("SELECT column_name FROM information_schema.columns WHERE table_name = ?",
+                                      [table]).fetchall()}
+    for c in schema.columns(table):
+        if c.name not in have and c.nullable:
+            con.execute(f"ALTER TABLE {table} ADD COLUMN {c.name} {schema.DTYPES[c.dtype][0]}")
 
 
 @contextmanager

@@ -4,13 +4,32 @@ from __future__ import annotations
 import numpy as np
 
 
+STD_LEVEL = 0.95  # the confidence level of a point's seed-spread interval
+
+
+def std_interval(std: float, n: int, level: float = STD_LEVEL) -> tuple[float, float]:
+    """Interval for a standard deviation estimated (ddof 1) from n draws of a normal distribution: the chi-square
+    interval std * sqrt((n-1) / chi2_{(1+level)/2, n-1}) .. std * sqrt((n-1) / chi2_{(1-level)/2, n-1}) (NIST/SEMATECH
+    e-Handbook of Statistical Methods, 1.3.5.8). Few seeds pin a spread down loosely: at 95 %, 3 seeds give
+    0.52-6.3 x std, 5 seeds 0.60-2.9 x, 10 seeds 0.69-1.8 x."""
+    from scipy.stats import chi2
+
+    if n < 2:
+        raise ValueError(f"a standard deviation needs at least 2 draws, got {n}")
+    k = n - 1
+    return std * float(np.sqrt(k / chi2.ppf((1 + level) / 2, k))), std * float(np.sqrt(k / chi2.ppf((1 - level) / 2, k)))
+
+
 def point_stats(y) -> dict[str, float | int | None]:
-    """n_seeds, mean, std (ddof 1; None for one seed), rel_std = std / |mean| (None for one seed or mean 0), min, max."""
+    """n_seeds, mean, std (ddof 1; None for one seed), rel_std = std / |mean| (None for one seed or mean 0) and its
+    STD_LEVEL interval (rel_std_low, rel_std_high: std_interval over |mean|; None where rel_std is), min, max."""
     y = np.asarray(y, dtype=float)
     mean = float(y.mean())
     std = float(y.std(ddof=1)) if y.size > 1 else None
-    return {"n_seeds": int(y.size), "mean": mean, "std": std,
-            "rel_std": std / abs(mean) if std is not None and mean != 0 else None, "min": float(y.min()), "max": float(y.max())}
+    rel = std / abs(mean) if std is not None and mean != 0 else None
+    low, high = std_interval(rel, y.size) if rel is not None else (None, None)
+    return {"n_seeds": int(y.size), "mean": mean, "std": std, "rel_std": rel, "rel_std_low": low, "rel_std_high": high,
+            "min": float(y.min()), "max": float(y.max())}
 
 
 # A run stops at the first optimizer step that reaches its token budget, and how examples pack into a

@@ -143,6 +143,8 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("mean", "float", "Mean of the metric over the replicates.", "see metric"),
         _c("std", "float", "Seed-to-seed standard deviation (ddof 1); null for a single seed.", "see metric", nullable=True),
         _c("rel_std", "float", "std / |mean|; null for a single seed or a zero mean.", "fraction", nullable=True),
+        _c("rel_std_low", "float", "Lower end of rel_std's 95 % interval (chi-square interval for a normal std, benchmark.results.points.std_interval); null where rel_std is.", "fraction", nullable=True),
+        _c("rel_std_high", "float", "Upper end of rel_std's 95 % interval; null where rel_std is.", "fraction", nullable=True),
         _c("min", "float", "Smallest value over the replicates.", "see metric"),
         _c("max", "float", "Largest value over the replicates.", "see metric"),
         _c("run_ids", "string", "The replicates' run ids, comma-separated, in order."),
