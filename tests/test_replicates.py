@@ -84,6 +84,18 @@ def test_the_seed_spread_interval_covers_the_true_spread_at_its_level():
         std_interval(0.1, 1)
 
 
+def test_chi_square_quantiles_match_the_published_table():
+    """points.chi2_quantile (no scipy at run time) against the NIST/SEMATECH e-Handbook's table of chi-square critical
+    values (1.3.6.7.4), to its 3 decimals: the lower and upper 2.5 % points at 1, 2, 4, 9 and 30 degrees of freedom."""
+    from benchmark.results.points import chi2_cdf, chi2_quantile
+
+    table = {1: (0.001, 5.024), 2: (0.051, 7.378), 4: (0.484, 11.143), 9: (2.700, 19.023), 30: (16.791, 46.979)}
+    for k, (lower, upper) in table.items():
+        assert round(chi2_quantile(0.025, k), 3) == lower and round(chi2_quantile(0.975, k), 3) == upper, k
+        assert chi2_cdf(chi2_quantile(0.3, k), k) == pytest.approx(0.3, abs=1e-12)
+    assert chi2_cdf(0.0, 3) == 0.0 and chi2_cdf(1e4, 3) == 1.0
+
+
 def test_a_database_from_before_a_new_column_gains_it(tmp_path):
     """A results.duckdb written before points gained its interval columns: connect adds them (null in the old rows)
     and a newer collect writes into it."""
