@@ -144,7 +144,7 @@ def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
     if not rels:
         verdict = "No grid point has more than one seed: the seed spread is not measured."
     else:
-        over = [f"{where} ({100 * r:.2f} %)" for r, _, _, where, _ in sorted(rels, reverse=True) if r > SEED_REL_TARGET]
+        over = [f"{where} ({100 * r:.2f} %)" for r, _, _, where, _ in sorted(rels, key=lambda r: -r[0]) if r > SEED_REL_TARGET]
         worst = max(rels, key=lambda r: r[0])
         verdict = (f"{len(rels)} of {len(by)} points have seed replicates. " +
                    (f"Every one is within {target} (relative std of validation loss; largest "
