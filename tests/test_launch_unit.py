@@ -124,6 +124,37 @@ def test_a_dependency_changed_while_a_point_ran_is_not_committed(toy):
         launch_dvc.commit_point(toy, pipe.points["p3"].stale, snapshot)
 
 
+def test_a_live_job_of_an_earlier_launch_blocks_its_point_and_a_killed_unreaped_one_does_not(toy):
+    """A job killed with its launcher is reparented; where PID 1 does not reap (many containers, CI's among them)
+    it stays a zombie that `kill(pid, 0)` still finds. It has ended: relaunching must not wait for it."""
+    import json
+    import socket
+
+    state = toy / ".dvc" / "tmp" / "launch" / "state" / "p1.json"
+    state.parent.mkdir(parents=True)
+    live = subprocess.Popen(["sleep", "60"])
+    zombie = subprocess.Popen(["sleep", "60"])
+    try:
+        zombie.kill()
+        deadline = time.time() + 10
+        while time.time() < deadline and f"{zombie.pid} (sleep) Z" not in Path(f"/proc/{zombie.pid}/stat").read_text():
+            time.sleep(0.01)
+        assert f"{zombie.pid} (sleep) Z" in Path(f"/proc/{zombie.pid}/stat").read_text()  # killed, not reaped
+
+        state.write_text(json.dumps({"status": "running", "pid": live.pid, "host": socket.gethostname()}))
+        r = _launch(toy, "--jobs", "2")
+        assert r.returncode == 2 and f"error: p1: process {live.pid} of an earlier launch still runs it" in r.stderr
+
+        state.write_text(json.dumps({"status": "running", "pid": zombie.pid, "host": socket.gethostname()}))
+        r = _launch(toy, "--jobs", "2")
+        assert "3 of 3 grid points to run" in r.stderr and "still runs" not in r.stderr
+        assert "failed: p3" in r.stderr and (toy / "out" / "p1.b").exists()  # p1 ran; p3 fails as the toy says
+    finally:
+        live.kill()
+        live.wait()
+        zombie.wait()
+
+
 def test_table_lines_and_summary():
     out = io.StringIO()
     t = Table(["a-3k", "b-3k"], out=out, live=False)

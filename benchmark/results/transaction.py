@@ -93,19 +93,28 @@ def _fsync_dirs(dirs: set[Path]) -> None:
             os.close(fd)
 
 
-def _alive(pid: str) -> bool:
-    """Whether the process that staged a file still runs (its transaction is in progress, not abandoned)."""
-    if not pid.isdigit():
+def process_alive(pid) -> bool:
+    """Whether process `pid` on this host still runs. A zombie (killed, its parent gone, not yet reaped: what
+    PID 1 of many containers leaves behind) has ended, though `kill(pid, 0)` still finds it."""
+    try:
+        pid = int(pid)
+    except (TypeError, ValueError):
         return False
-    if int(pid) == os.getpid():
+    if pid <= 0:
+        return False
+    if pid == os.getpid():
         return True
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # Linux: the state is the field after the command name, which is in parentheses and may hold spaces
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return True  # no /proc (macOS) or it vanished meanwhile: trust kill()
+    return state not in ("Z", "X", "x")
 
 
 def recover(folder: str | Path) -> str | None:
@@ -124,7 +133,7 @@ def recover(folder: str | Path) -> str | None:
     if folder.is_dir():
         for d in (folder, *[p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")]):
             for tmp in d.glob(f".*{MARK}*"):
-                if tmp.is_file() and not _alive(tmp.name.split(MARK)[-1].split(".")[0]):
+                if tmp.is_file() and not process_alive(tmp.name.split(MARK)[-1].split(".")[0]):
                     tmp.unlink(missing_ok=True)
                     done = done or "discarded"
     return done

@@ -19,6 +19,7 @@ from benchmark.launching import dvc as launch_dvc
 from benchmark.launching.dvc import LaunchError
 from benchmark.launching.job import JobSpec, local_pool, read_state
 from benchmark.launching.table import Table, tokens_per_s
+from benchmark.results.transaction import process_alive
 
 
 def _pairs(values: list[str], flag: str) -> dict[str, str]:
@@ -222,19 +223,9 @@ def _check_not_running(work: Path, todo: list, executor: str) -> None:
                                   f"(wait for it or `scancel {job}`)")
             continue
         st = read_state(path)
-        if st.get("status") == "running" and st.get("host") == socket.gethostname() and _alive(st.get("pid")):
+        if st.get("status") == "running" and st.get("host") == socket.gethostname() and process_alive(st.get("pid")):
             raise LaunchError(f"{p.key}: process {st['pid']} of an earlier launch still runs it "
                               f"(wait for it or `kill {st['pid']}`)")
-
-
-def _alive(pid) -> bool:
-    try:
-        os.kill(int(pid), 0)
-    except (TypeError, ValueError, ProcessLookupError):
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _finish(root: Path, table: Table, point: str, stages: list[str], snapshot: dict, spec: JobSpec,
