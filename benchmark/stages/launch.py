@@ -223,9 +223,20 @@ def _check_not_running(work: Path, todo: list, executor: str) -> None:
                                   f"(wait for it or `scancel {job}`)")
             continue
         st = read_state(path)
-        if st.get("status") == "running" and st.get("host") == socket.gethostname() and process_alive(st.get("pid")):
+        if st.get("status") == "running" and st.get("host") == socket.gethostname() and _still_alive(st.get("pid")):
             raise LaunchError(f"{p.key}: process {st['pid']} of an earlier launch still runs it "
                               f"(wait for it or `kill {st['pid']}`)")
+
+
+def _still_alive(pid, grace_s: float = 5.0) -> bool:
+    """Whether `pid` runs after up to `grace_s` seconds: a job killed a moment ago may still be exiting
+    (flushing a checkpoint to a slow disk) before it is gone."""
+    deadline = time.monotonic() + grace_s
+    while process_alive(pid):
+        if time.monotonic() > deadline:
+            return True
+        time.sleep(0.1)
+    return False
 
 
 def _finish(root: Path, table: Table, point: str, stages: list[str], snapshot: dict, spec: JobSpec,
