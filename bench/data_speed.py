@@ -38,10 +38,11 @@ def loader_speed(c, p, seq: int, batch: int, workers: int, seconds: float) -> fl
     w = {t.name: t.weight for t in p.data.tasks}
     index = [shards.read(c.root / "shards" / n)[1] for n in names]
     # finite=True: the shards are cycled, so the timing is not bounded by their length
-    planner = loader.Planner(index, [True] * len(names), names, [w[n] for n in names], p.data.seed, 0, seq)
+    planner = loader.Planner(index, [True] * len(names), names, [w[n] for n in names], p.data.seed, 0, seq,
+                             loss_on=c.loss_on)
     v = c.vocab
     rows = loader.ShardRows(c.root / "shards", names, {"pad": v.pad, "bos": v.bos, "eos": v.eos, "sep": v.sep},
-                            [v.tasks[n] for n in names], seq)
+                            [v.tasks[n] for n in names], seq, loss_on=c.loss_on)
     dl = loader.loader(rows, loader.micro_batches(planner, loader.Batching(batch, batch), 0, 1 << 62),
                        workers=workers, pin_memory=torch.cuda.is_available())
     it = iter(dl)
@@ -62,7 +63,8 @@ def old_stream_speed(c, p, seq: int, batch: int, seconds: float) -> float:
     from benchmark.training.tokenizer import encoder
 
     sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, 0, c.root)
-    pk = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer), c.vocab, seq)
+    pk = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer), c.vocab, seq,
+                loss_on=c.loss_on)
     pk.next_batch(batch)
     tokens, t0 = 0, time.perf_counter()
     while time.perf_counter() - t0 < seconds:

@@ -64,7 +64,7 @@ def main() -> int:
     t0 = time.perf_counter()
     sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, 0, Path(tmp) / "data")
     packer = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer),
-                    c.vocab, seq)
+                    c.vocab, seq, loss_on=c.loss_on)
     batches = [packer.next_batch(batch) for _ in range(steps)]
     print(f"data: {steps} batches of {batch} x {seq} tokens in {time.perf_counter() - t0:.1f} s")
     vocab = c.tokenizer.get_vocab_size()

@@ -77,7 +77,7 @@ def _validate(params_file: str, data: str, run_dir: str) -> None:
 
 
 def _parts(data: str, run_dir: str) -> None:
-    """Print one JSON line: {task: {"level k" | "part <name>": [summed loss, target tokens]}} of the model in run_dir."""
+    """Print one JSON line: {task: {"level k" | "part <name>": [summed loss, scored tokens]}} of the model in run_dir."""
     import torch
     from transformers import LlamaForCausalLM
 

@@ -44,7 +44,8 @@ SEQ_LEN, BATCH, VOCAB = 128, 16, 1024
 def batches(n: int, data_dir: Path, p) -> list[tuple]:
     c = corpus_mod.load(data_dir)
     sources = corpus_mod.training_sources(p.data.tasks, p.data.seed, 0, data_dir)
-    pk = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer), c.vocab, SEQ_LEN)
+    pk = Packer(TrainStream(sources, {t.name: t.weight for t in p.data.tasks}, seed=0), encoder(c.tokenizer), c.vocab, SEQ_LEN,
+                loss_on=c.loss_on)
     return [pk.next_batch(BATCH) for _ in range(n)], c
 
 

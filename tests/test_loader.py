@@ -8,7 +8,7 @@ import torch
 
 from benchmark.training import corpus as corpus_mod, loader, shards, trainer
 from benchmark.config import params
-from benchmark.training.data import IGNORE, example_ids
+from benchmark.training.data import IGNORE, example_ids, first_scored
 from benchmark.tasks import example_id
 
 
@@ -25,18 +25,18 @@ def prepared(tmp_path_factory):
     return p, corpus_mod.load(out)
 
 
-def _planner(p, c, state=None, seq_len=None):
+def _planner(p, c, state=None, seq_len=None, loss_on="target"):
     names = c.task_names
     index = [shards.read(c.root / "shards" / n)[1] for n in names]
     w = {t.name: t.weight for t in p.data.tasks}
     return loader.Planner(index, [False] * len(names), names, [w[n] for n in names], p.data.seed, 0,
-                          seq_len or p.model.seq_len, state)
+                          seq_len or p.model.seq_len, state, loss_on=loss_on)
 
 
-def _rows(p, c, seq_len=None):
+def _rows(p, c, seq_len=None, loss_on="target"):
     v = c.vocab
     return loader.ShardRows(c.root / "shards", c.task_names, {"pad": v.pad, "bos": v.bos, "eos": v.eos, "sep": v.sep},
-                            [v.tasks[n] for n in c.task_names], seq_len or p.model.seq_len)
+                            [v.tasks[n] for n in c.task_names], seq_len or p.model.seq_len, loss_on=loss_on)
 
 
 def _descs(p, c, batching, steps, state=None, capacity=None):
@@ -92,17 +92,18 @@ def test_a_run_longer_than_the_shards_stops_with_one_line_naming_data_train_toke
             planner.next_row()
 
 
+@pytest.mark.parametrize("loss_on", ["target", "text"])
 @pytest.mark.parametrize("seq_len", [None, 40])  # 40: long examples are cut as example_ids cuts them
-def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq_len):
+def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq_len, loss_on):
     p, c = prepared
     T = seq_len or p.model.seq_len
     held = {n: {example_id(e) for s in ("validation", "test") for e in c.split(n, s)} for n in c.task_names}
     gens = {t.name: t.generator for t in p.data.tasks}
-    planner = _planner(p, c, seq_len=T)
+    planner = _planner(p, c, seq_len=T, loss_on=loss_on)
     it = loader.micro_batches(planner, loader.Batching(4, 4), 0, 1 << 62)
     for _ in range(3):
         desc = next(it)
-        b = _rows(p, c, T)[desc]
+        b = _rows(p, c, T, loss_on)[desc]
         labels = np.full((4, T), IGNORE, np.int64)
         for r, ex_rows in enumerate(desc["rows"]):
             ids, pos = [], []
@@ -111,7 +112,9 @@ def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq
                 ex = corpus_mod.generated_source(gens[name], p.data.seed, 0, held[name])(j)
                 enc = [e.ids for e in c.tokenizer.encode_batch([ex["input"], ex["target"]], add_special_tokens=False)]
                 e_ids, n_prompt = example_ids(c.vocab, name, enc[0], enc[1], T)
-                labels[r, len(ids) + n_prompt:len(ids) + len(e_ids)] = e_ids[n_prompt:]
+                first = first_scored(n_prompt, loss_on)  # text: from the first input token
+                assert first == (2 if loss_on == "text" else n_prompt)
+                labels[r, len(ids) + first:len(ids) + len(e_ids)] = e_ids[first:]
                 pos += list(range(len(e_ids)))
                 ids += e_ids
             n = len(ids)

@@ -40,7 +40,7 @@ def _scores() -> dict[str, metrics.Score]:
 
 def test_card_states_each_standard_error_as_the_registry_does():
     scores = _scores()
-    rows = _card_rows({k: s.signature for k, s in scores.items()} | {"val_loss": metrics.LOSS_SIGNATURE})
+    rows = _card_rows({k: s.signature for k, s in scores.items()} | {"val_loss": metrics.loss_signature("text")})
     assert list(rows) == list(METRICS)  # every registered metric, in registry order
     for name, m in METRICS.items():
         row = rows[name]
@@ -60,7 +60,7 @@ def test_schema_describes_each_standard_error_from_the_registry():
 def test_signatures_carry_the_registry_standard_error():
     for name, s in _scores().items():
         assert METRICS[name].se_code in s.signature, (name, s.signature)
-    assert metrics.LOSS_SIGNATURE.endswith("se:" + METRICS["val_loss"].se_code)
+    assert metrics.loss_signature("target").endswith("se:" + METRICS["val_loss"].se_code)
 
 
 def test_each_standard_error_is_computed_as_described():

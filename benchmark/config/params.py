@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from benchmark.tasks import GENERATORS, KINDS
+from benchmark.training.data import LOSS_ON
 
 
 class ParamsError(ValueError):
@@ -87,6 +88,7 @@ class Data:
     test_examples: int  # per task
     tasks: tuple[Task, ...]
     train_tokens: int = 3_000_000  # real tokens of generated training text prepare shards (all tasks)
+    loss_on: str = "text"  # which tokens carry the loss in training and validation (benchmark.training.data.LOSS_ON)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -254,12 +256,13 @@ def parse(raw: dict) -> Params:
         raise ParamsError("params: expected a mapping at the top level")
     _no_unknown(raw, {"data", "tokenizer", "model", "train", "evaluate", "runs", "fit"}, "params")
     d = _get(raw, "data", "", dict)
-    _no_unknown(d, {"seed", "validation_examples", "test_examples", "tasks", "train_tokens"}, "data")
+    _no_unknown(d, {"seed", "validation_examples", "test_examples", "tasks", "train_tokens", "loss_on"}, "data")
     tasks_raw = _get(d, "tasks", "data", dict, check=lambda v: len(v) > 0, why="at least one task")
     data = Data(seed=_get(d, "seed", "data", int), tasks=tuple(_parse_task(k, v, f"data.tasks.{k}") for k, v in tasks_raw.items()),
                 validation_examples=_get(d, "validation_examples", "data", int, check=_pos, why="must be > 0"),
                 test_examples=_get(d, "test_examples", "data", int, check=_pos, why="must be > 0"),
-                train_tokens=_get(d, "train_tokens", "data", int, 3_000_000, _pos, "must be > 0"))
+                train_tokens=_get(d, "train_tokens", "data", int, 3_000_000, _pos, "must be > 0"),
+                loss_on=_get(d, "loss_on", "data", str, "text", lambda v: v in LOSS_ON, f"one of {', '.join(LOSS_ON)}"))
     t = _get(raw, "tokenizer", "", dict)
     _no_unknown(t, {"vocab_size", "train_examples"}, "tokenizer")
     tok = Tokenizer(vocab_size=_get(t, "vocab_size", "tokenizer", int, check=lambda v: v >= 64, why="must be >= 64"),

@@ -35,10 +35,10 @@ class Metric:
 
 _ROUGE_SE = ("std/sqrt(n)", "standard deviation of the per-example F-measures over sqrt(n) (n examples)")
 METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric(LOSS, "val loss", None, False, "nats/target token", (0.0, math.inf),
+    Metric(LOSS, "val loss", None, False, "nats/token", (0.0, math.inf),
            "cluster-robust (by example) standard error of the token-weighted mean, stratified by task for 'all' (each "
            "task's validation set has a fixed size)", "cluster-robust over examples, stratified by task",
-           "the loss definition", "all"),
+           "the loss definition (with the tokens it is taken on, data.loss_on)", "all"),
     Metric("bleu", "BLEU", "translation", True, "BLEU x 100", (0.0, 100.0),
            "standard deviation of corpus BLEU over a seeded bootstrap of the examples (evaluate.bootstrap resamples, "
            "evaluate.seed)", "bootstrap_se", "sacrebleu's signature and the bootstrap settings", "translation"),
@@ -181,8 +181,12 @@ def score_predictions(pred_rows: list[dict], kinds: dict[str, str], run_id: str,
     return out
 
 
-LOSS_SIGNATURE = ("mean next-token cross-entropy in nats per target token (target words and </s>), teacher forced,"
-                  f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
+def loss_signature(loss_on: str) -> str:
+    """The val_loss rows' signature: the loss definition, with which tokens it is taken on (data.loss_on)."""
+    from benchmark.training.data import LOSS_ON
+
+    return (f"mean next-token cross-entropy in nats per scored token ({loss_on}: {LOSS_ON[loss_on]}), teacher forced,"
+            f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
 
 
 def token_weighted_loss(sums, counts, strata=None) -> tuple[float, float | None]:

@@ -103,7 +103,7 @@ def loss_vs_compute(runs: list[dict], loss: dict[str, float], fit: dict | None, 
     ax.yaxis.set_major_formatter(FormatStrFormatter("%g"))
     ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
     ax.set_xlabel("training compute C = 6ND (FLOP)")
-    ax.set_ylabel("validation loss (nats / target token)")
+    ax.set_ylabel("validation loss (nats / token)")
     title = "Validation loss vs compute"
     if fit is not None:
         p = fit["params"]
@@ -148,7 +148,7 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
                 points.set_label(f"C ≈ {b['flops']:.2g} FLOP: no minimum inside, {side} N is best")
     ax.set_xscale("log")
     ax.set_xlabel("parameters N")
-    ax.set_ylabel("validation loss (nats / target token)")
+    ax.set_ylabel("validation loss (nats / token)")
     ax.set_title("IsoFLOP profiles (stars: minima inside the sampled N; bars: N_opt 95 % CI)" if budgets
                  else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
     ax.legend(fontsize=7, frameon=False)
@@ -292,6 +292,6 @@ def learning_curves(runs: list[dict], curves: list[dict]):
         ax.plot([], [], color="k", linestyle="-", linewidth=1, label="validation (fixed subset)")
         ax.plot([], [], color="k", linestyle="--", linewidth=1, label="train")
         ax.legend(fontsize=6, frameon=False)
-    axes[0].set_ylabel("loss (nats / target token)")
+    axes[0].set_ylabel("loss (nats / token)")
     fig.suptitle("Learning curves: train and validation loss within each run", fontsize=9)
     return fig

@@ -62,7 +62,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("steps", "int", "Optimizer steps taken.", "steps", nullable=True),
         _c("batch_size", "int", "Sequences per optimizer step (global batch).", "sequences", nullable=True),
         _c("lr", "float", "Peak learning rate (AdamW); warmup then cosine decay over this run's own steps.", nullable=True),
-        _c("final_train_loss", "float", "Mean training loss over the last 10 % of steps.", "nats/target token", nullable=True),
+        _c("final_train_loss", "float", "Mean training loss over the last 10 % of steps.", "nats/token", nullable=True),
         _c("wall_time_s", "float", "Training wall-clock time (excludes evaluation).", "s", nullable=True),
         _c("tokens_per_s", "float", "Training throughput, measured after the warm-up steps (warmup_s).", "tokens/s", nullable=True),
         _c("flops_per_s", "float", "Achieved training FLOP/s, attention included (flops_attention / tokens * tokens_per_s).", "FLOP/s", nullable=True),
@@ -90,7 +90,7 @@ TABLES: dict[str, tuple[Column, ...]] = {
         _c("value", "float", "Metric value.", "see metric"),
         _c("stderr", "float", "Standard error: " + "; ".join(f"{', '.join(names)}: {text}" for names, text in stderr_groups()) + ".",
            "see metric", nullable=True),
-        _c("n", "int", "Number of examples (target tokens for val_loss) the value is computed on; null when the source does not say.", nullable=True),
+        _c("n", "int", "Number of examples (scored tokens for val_loss) the value is computed on; null when the source does not say.", nullable=True),
         _c("signature", "string", "How the number was computed: sacrebleu signature, rouge_score settings, or the loss definition.", nullable=True),
     ),
     "predictions": (
@@ -107,13 +107,13 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "curves": (
         _c("source", "string", "Where the row comes from (see runs.source)."),
         _c("run_id", "string", "Run the curve belongs to (runs.run_id)."),
-        _c("split", "string", "'train': the training loss, per target token, over the last max(10, train.log_every) steps before "
+        _c("split", "string", "'train': the training loss, per scored token, over the last max(10, train.log_every) steps before "
            "this point; 'val': the validation loss on a fixed subset (train.curve_examples examples per task, the same at "
            "every point, chosen from data.seed), as metrics.val_loss computes it."),
         _c("task", "string", "Task name, or 'all' (token-weighted over the tasks; the train loss is always 'all')."),
         _c("tokens", "int", "Training tokens seen at this point (a multiple of train.eval_every crossed, or the run's end).", "tokens"),
         _c("step", "int", "Optimizer steps taken at this point.", "steps"),
-        _c("loss", "float", "Mean loss per target token; null if it was not finite.", "nats/target token", nullable=True),
+        _c("loss", "float", "Mean loss per scored token (data.loss_on); null if it was not finite.", "nats/token", nullable=True),
     ),
     "fits": (
         _c("source", "string", "Data the law was fitted to (see runs.source; 'chinchilla' for Hoffmann et al. 2022 data)."),
@@ -221,7 +221,7 @@ def arrow_schema(table: str):
 
 # Value checks beyond the type (issue 12): a wrong value is refused, never collected and silently dropped.
 STATUSES = ("completed", "diverged")
-# Every metric a row may carry: val_loss (nats/target token), BLEU, ROUGE F-measures x 100, accuracy in percent.
+# Every metric a row may carry: val_loss (nats/token), BLEU, ROUGE F-measures x 100, accuracy in percent.
 METRICS = ("val_loss", "bleu", "rouge1", "rouge2", "rougeL", "rougeLsum", "accuracy")
 KNOWN = {("runs", "status"): STATUSES, ("metrics", "metric"): METRICS, ("curves", "split"): ("train", "val")}
 # Checked on this project's own rows only: an imported source keeps its publication's metric names.

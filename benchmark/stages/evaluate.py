@@ -108,7 +108,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
         all_task += [task] * len(sums)
         value, se = metrics.token_weighted_loss(sums, counts)
         loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": "val_loss", "value": value,
-                          "stderr": se, "n": int(sum(counts)), "signature": metrics.LOSS_SIGNATURE})
+                          "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(corpus.loss_on)})
         test = corpus.split(task, "test")
         val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
         cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
@@ -122,7 +122,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
               f"generated tokens/s (batch {gen['batch_size']}, {device})", file=sys.stderr)
     value, se = metrics.token_weighted_loss(all_s, all_c, strata=all_task)  # each task's validation size is fixed
     loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": "val_loss", "value": value,
-                      "stderr": se, "n": int(sum(all_c)), "signature": metrics.LOSS_SIGNATURE})
+                      "stderr": se, "n": int(sum(all_c)), "signature": metrics.loss_signature(corpus.loss_on)})
     return loss_rows, pred_rows
 
 

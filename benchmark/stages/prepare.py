@@ -56,7 +56,7 @@ def prepare(p: params_mod.Params, out: Path) -> dict:
 
     from benchmark.training.tokenizer import train_tokenizer
 
-    manifest = {"seed": p.data.seed, "tasks": {}, "tokenizer": {}}
+    manifest = {"seed": p.data.seed, "loss_on": p.data.loss_on, "tasks": {}, "tokenizer": {}}
     hub_train = {}
     for task in tqdm(p.data.tasks, desc="prepare tasks", unit="task", file=sys.stderr):
         val, test, train, src = _held_out(task, p)

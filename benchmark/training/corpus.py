@@ -72,6 +72,11 @@ class Corpus:
     def revision(self) -> str:
         return self.manifest["revision"]
 
+    @property
+    def loss_on(self) -> str:
+        """Which tokens of an example carry the loss (data.loss_on; folders prepared before it existed: "target")."""
+        return self.manifest.get("loss_on", "target")
+
     def kind(self, task: str) -> str:
         return self.manifest["tasks"][task]["kind"]
 

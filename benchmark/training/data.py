@@ -1,8 +1,9 @@
 """Examples as token ids, the deterministic training stream, and packing into fixed-length rows.
 
 A training row is whole examples back to back, each `<s> <task> input <sep> target </s>`, padded
-at the end; the loss is taken on target tokens (and `</s>`) only. The stream is a pure function of
-its seed and position, so a resumed run sees exactly the rows an uninterrupted run would.
+at the end. Which tokens carry the loss is `data.loss_on` (`first_scored`): every token after the task token
+("text", a language model's loss, as on natural text) or the target and `</s>` only ("target"). The stream is a
+pure function of its seed and position, so a resumed run sees exactly the rows an uninterrupted run would.
 """
 from __future__ import annotations
 
@@ -15,6 +16,18 @@ import numpy as np
 PAD, BOS, EOS, SEP = "<pad>", "<s>", "</s>", "<sep>"
 SPECIAL = [PAD, BOS, EOS, SEP]
 IGNORE = -100  # label of positions that carry no loss
+LOSS_ON = {
+    "text": "every token after the task token (input words, <sep>, target words, </s>)",
+    "target": "the target words and </s>",
+}
+
+
+def first_scored(n_prompt, loss_on: str):
+    """Index in an example (`example_ids`) of the first token that carries the loss, given its prompt length
+    (an int or a numpy array): the one rule training, validation and learning curves share."""
+    if loss_on not in LOSS_ON:
+        raise ValueError(f"loss_on: {loss_on!r} is not one of {', '.join(LOSS_ON)}")
+    return 2 if loss_on == "text" else n_prompt
 
 
 def task_token(task: str) -> str:
@@ -103,11 +116,12 @@ class Packer:
     """
 
     def __init__(self, stream: TrainStream, encode: Callable[[list[str]], list[list[int]]], vocab: Vocab,
-                 seq_len: int, state: StreamState | None = None, chunk: int = 256):
+                 seq_len: int, state: StreamState | None = None, chunk: int = 256, loss_on: str = "target"):
         self.stream, self.encode, self.vocab, self.seq_len, self.chunk = stream, encode, vocab, seq_len, chunk
+        self.loss_on = loss_on
         self.state = state or StreamState()  # position of the first example of the next row
         self._end = StreamState.from_dict(self.state.to_dict())  # position after the buffer
-        self._buf: list[tuple[list[int], int, StreamState]] = []  # (ids, n_prompt, state before it)
+        self._buf: list[tuple[list[int], int, StreamState]] = []  # (ids, first scored, state before it)
 
     def _fill(self) -> None:
         st = StreamState.from_dict(self._end.to_dict())
@@ -120,7 +134,7 @@ class Packer:
         n = len(pairs)
         for i, (task, _) in enumerate(pairs):
             ids, n_prompt = example_ids(self.vocab, task, enc[i], enc[n + i], self.seq_len)
-            self._buf.append((ids, n_prompt, before[i]))
+            self._buf.append((ids, first_scored(n_prompt, self.loss_on), before[i]))
 
     def _head(self):
         if not self._buf:
@@ -130,7 +144,7 @@ class Packer:
     def next_row(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
         """(input_ids, labels, position_ids, n_real_tokens) of the next row.
 
-        labels[p] is ids[p] on target tokens; position ids restart at 0 with every example, which
+        labels[p] is ids[p] on the tokens that carry the loss (`first_scored`); position ids restart at 0 with every example, which
         transformers reads as a packed row and turns into a block-diagonal causal mask: an example
         never attends to the one before it, exactly as at evaluation.
         """
@@ -139,11 +153,11 @@ class Packer:
         positions = np.zeros(self.seq_len, dtype=np.int64)
         pos = 0
         while True:
-            ex_ids, n_prompt, _ = self._head()
+            ex_ids, first, _ = self._head()
             if pos + len(ex_ids) > self.seq_len:
                 break
             ids[pos:pos + len(ex_ids)] = ex_ids
-            labels[pos + n_prompt:pos + len(ex_ids)] = ex_ids[n_prompt:]
+            labels[pos + first:pos + len(ex_ids)] = ex_ids[first:]
             positions[pos:pos + len(ex_ids)] = np.arange(len(ex_ids))
             pos += len(ex_ids)
             self._buf.pop(0)

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from benchmark.training import shards
-from benchmark.training.data import IGNORE
+from benchmark.training.data import IGNORE, first_scored
 
 MIX_BLOCK = 1 << 16  # mixture draws come in blocks with a generator seeded by (seed, block)
 STRATUM = 64  # ... and each block in strata of 64 examples that hold every task in its share
@@ -64,8 +64,8 @@ class Planner:
     """Packs the mixture into rows from example lengths alone (no token is read)."""
 
     def __init__(self, index: list[np.ndarray], finite: list[bool], names: list[str], weights: list[float],
-                 seed: int, run_seed: int, seq_len: int, state: dict | None = None):
-        self.index, self.finite, self.names, self.seq_len = index, finite, names, seq_len
+                 seed: int, run_seed: int, seq_len: int, state: dict | None = None, loss_on: str = "target"):
+        self.index, self.finite, self.names, self.seq_len, self.loss_on = index, finite, names, seq_len, loss_on
         self.mix_seed, self.perm_seed = seed * 1_000_003 + run_seed, (seed, run_seed)
         w = np.asarray(weights, dtype=float)
         self.cum = np.cumsum(w / w.sum())
@@ -116,6 +116,10 @@ class Planner:
         self._buf = np.concatenate([self._buf[self._p:], new])
         self._p, self._cum = 0, None
 
+    def scored(self, rows: np.ndarray) -> int:
+        """Tokens that carry the loss in these examples (rows of `next_row`): from `first_scored` to </s>."""
+        return int((rows[:, 4] - first_scored(3 + rows[:, 2], self.loss_on)).sum())
+
     def next_row(self) -> np.ndarray:
         """The examples of the next row, [n, 5] (task, shard row, input len, target len, length)."""
         if len(self._buf) - self._p < self.seq_len:
@@ -157,14 +161,14 @@ def micro_batches(planner: Planner, b: Batching, tokens: int, budget: int,
     while tokens < budget:
         rows = [planner.next_row() for _ in range(b.batch_size)]
         n_real = int(sum(int(r[:, 4].sum()) for r in rows))
-        n_tgt = int(sum(int(r[:, 3].sum()) for r in rows))
+        n_tgt = sum(planner.scored(r) for r in rows)
         tokens += n_real
         step += 1
         mine = rows[b.rank::b.world]
         for m in range(b.micro_steps):
             part = mine[m * b.micro_batch_size:(m + 1) * b.micro_batch_size]
             need = sum(int((r[:, 4] - 1).sum()) for r in part)
-            use = sum(int(r[:, 3].sum()) for r in part)
+            use = sum(planner.scored(r) for r in part)
             static = capacity is not None and need <= capacity[0] and use <= capacity[1]
             yield {"rows": part, "micro": m, "last": m == b.micro_steps - 1, "n_real": n_real, "n_targets": n_tgt,
                    "state": planner.state_dict(), "capacity": capacity if static else None}
@@ -173,12 +177,12 @@ def micro_batches(planner: Planner, b: Batching, tokens: int, budget: int,
 def capacity(planner_factory, b: Batching, margin: float = 1.05, multiple: int = 64) -> tuple[int, int]:
     """Static (kept, target-predicting) token counts per micro-batch for the compiled path: the largest of
     the plan's first steps, with a margin, rounded up (capped at the micro-batch's positions)."""
-    top = (0, 0)
-    for i, d in enumerate(micro_batches(planner_factory(), b, 0, 1 << 62)):
+    top, plan = (0, 0), planner_factory()
+    for i, d in enumerate(micro_batches(plan, b, 0, 1 << 62)):
         if i >= CAPACITY_STEPS * b.micro_steps:
             break
         need = sum(int((r[:, 4] - 1).sum()) for r in d["rows"])
-        use = sum(int(r[:, 3].sum()) for r in d["rows"])
+        use = sum(plan.scored(r) for r in d["rows"])
         top = (max(top[0], need), max(top[1], use))
     full = b.micro_batch_size * planner_factory().seq_len
     up = lambda v: min(full, -(-int(v * margin) // multiple) * multiple)  # noqa: E731
@@ -187,11 +191,14 @@ def capacity(planner_factory, b: Batching, margin: float = 1.05, multiple: int =
 
 class ShardRows(torch.utils.data.Dataset):
     """Builds a micro-batch from its descriptor: input ids and position ids [rows, T], and the flat
-    positions the decoder keeps (`idx`), the entries of idx that predict a target (`out`) and those
-    targets (`tgt`), as trainer.TargetLoss takes them. Shards are opened lazily (in each worker)."""
+    positions the decoder keeps (`idx`), the entries of idx that predict a token carrying the loss (`out`; which
+    tokens do is `loss_on`, benchmark.training.data.first_scored) and those tokens (`tgt`), as trainer.TargetLoss
+    takes them. Shards are opened lazily (in each worker)."""
 
-    def __init__(self, root: Path, names: list[str], special: dict[str, int], task_tokens: list[int], seq_len: int):
+    def __init__(self, root: Path, names: list[str], special: dict[str, int], task_tokens: list[int], seq_len: int,
+                 loss_on: str = "target"):
         self.root, self.names, self.special, self.task_tokens, self.seq_len = root, names, special, task_tokens, seq_len
+        self.loss_on = loss_on
         self._shards = None
 
     def __len__(self) -> int:  # a map-style dataset addressed by descriptors, not by 0..n-1
@@ -236,11 +243,13 @@ class ShardRows(torch.utils.data.Dataset):
             # input: its last i_len tokens (cut from the left); target: its first t_len - 1
             src = np.where(ks < 2 + i_len[es], off + n_in - i_len[es] + ks - 2, off + n_in + ks - 3 - i_len[es])
             ids[flat[sel]] = tok[src]
-        # kept: each example but its final </s>; target-predicting: from <sep> to the token before </s>
+        # kept: each example but its final </s>; predicting: from the token before the first scored one (<sep> when
+        # only the target is scored) to the token before </s>
         keep = k < le - 1
         idx = flat[keep]
-        out = np.flatnonzero((k >= 2 + ie)[keep])
-        tgt = ids[flat[k >= 3 + ie]]
+        first = first_scored(3 + ie, self.loss_on)
+        out = np.flatnonzero((k >= first - 1)[keep])
+        tgt = ids[flat[k >= first]]
         if d["capacity"] is not None:
             idx, out, tgt = _pad(idx, out, tgt, n_rows * T, *d["capacity"])
         meta = {key: d[key] for key in ("micro", "last", "n_real", "n_targets", "state")}

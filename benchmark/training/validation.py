@@ -1,4 +1,5 @@
-"""Validation loss (mean loss per target token, teacher forced): the evaluate stage's val_loss and the learning curve.
+"""Validation loss (mean loss per scored token, teacher forced; which tokens are scored is data.loss_on): the evaluate
+stage's val_loss and the learning curve.
 
 The evaluate stage scores every validation example; during training, `Curve` scores a fixed subset of
 them (the same examples at every point, chosen from data.seed) every `train.eval_every` tokens, with the
@@ -15,14 +16,17 @@ from typing import Sequence
 import numpy as np
 
 
-def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int) -> list[tuple[list[int], int]]:
-    """(ids, n_prompt) of each example, from position 0 (as training packs them, one per row here)."""
-    from benchmark.training.data import example_ids
+def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int,
+                loss_on: str | None = None) -> list[tuple[list[int], int]]:
+    """(ids, first scored token) of each example, from position 0 (as training packs them, one per row here); the
+    tokens that carry the loss are the corpus's `loss_on` unless `loss_on` is given."""
+    from benchmark.training.data import example_ids, first_scored
     from benchmark.training.tokenizer import encoder
 
     encode = encoder(corpus.tokenizer)
     enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
-    return [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
+    rows = [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
+    return [(ids, first_scored(n_prompt, loss_on or corpus.loss_on)) for ids, n_prompt in rows]
 
 
 WIDTH_MULTIPLE = 16  # batches pad to a multiple of this: each new shape costs the CPU kernels a first call
@@ -45,9 +49,9 @@ def _forward(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: i
         width = -(-max(len(ids) for ids, _ in batch) // WIDTH_MULTIPLE) * WIDTH_MULTIPLE  # few distinct shapes
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         labels = torch.full((len(batch), width), IGNORE, dtype=torch.long)
-        for r, (seq, n_prompt) in enumerate(batch):
+        for r, (seq, first) in enumerate(batch):
             ids[r, :len(seq)] = torch.tensor(seq)
-            labels[r, n_prompt:len(seq)] = torch.tensor(seq[n_prompt:])
+            labels[r, first:len(seq)] = torch.tensor(seq[first:])
         with torch.no_grad():
             logits = net(input_ids=ids.to(device), use_cache=False).logits
             # next-token cross-entropy per position (0 where ignored), as trainer.loss_sum sums it
@@ -58,7 +62,7 @@ def _forward(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: i
 
 def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
                device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed target loss (nats) and target token counts under torch.no_grad (one host read); the
+    """Per-example summed loss (nats) and scored token counts under torch.no_grad (one host read); the
     results come back in the rows' order."""
     import torch
 
@@ -76,7 +80,7 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
 
 def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
                      device: str) -> list[list[float]]:
-    """Per-example loss of each target token in order (the terms row_losses sums), in the rows' order."""
+    """Per-example loss of each scored token in order (the terms row_losses sums), in the rows' order."""
     out: list[list[float]] = [[] for _ in rows]
     for idx, per_token, mask in _forward(net, rows, pad, batch_size, device):
         for r, (i, values) in enumerate(zip(idx, per_token.cpu())):
@@ -85,22 +89,24 @@ def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch
 
 
 def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed target loss and target counts over the task's whole validation split."""
+    """Per-example summed loss and scored token counts over the task's whole validation split."""
     rows = encode_rows(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
     return row_losses(net, rows, corpus.vocab.pad, batch_size, device)
 
 
 def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict[str, tuple[float, int]]:
-    """Summed loss and target tokens of the task's validation split by difficulty level ("level k") and, where the
-    task's generator names the parts of a target (benchmark.tasks.PARTS), by part ("part <name>"; "part end" is
-    </s>, "part rest" a token outside every span). A token belongs to the part holding its first character. Each
-    grouping sums to the task's validation loss: this is that loss read by skill, for telling which skill a seed's
-    model has learned (bench/seed_spread.py --parts)."""
+    """Summed loss and scored tokens of the task's validation split by difficulty level ("level k") and by part:
+    "part input" is the input and <sep> (scored when data.loss_on is "text"); where the task's generator names the
+    parts of a target (benchmark.tasks.PARTS), its tokens go by part ("part <name>"; "part end" is </s>, "part rest"
+    a token outside every span; a token belongs to the part holding its first character), else they are "part
+    target". Each grouping sums to the task's validation loss: this is that loss read by skill, for telling which
+    skill a seed's model has learned (bench/seed_spread.py --parts)."""
     from benchmark.tasks import PARTS
 
     examples = corpus.split(task, "validation")
     max_len = net.config.max_position_embeddings
     rows = encode_rows(corpus, task, examples, max_len)
+    n_target = [len(ids) - first for ids, first in encode_rows(corpus, task, examples, max_len, loss_on="target")]
     losses = row_token_losses(net, rows, corpus.vocab.pad, batch_size, device)
     parts_of = PARTS.get(corpus.generator(task) or "")
     offsets = ([e.offsets for e in corpus.tokenizer.encode_batch([x["target"] for x in examples], add_special_tokens=False)]
@@ -115,11 +121,18 @@ def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict
     for k, (ex, values) in enumerate(zip(examples, losses)):
         for v in values:
             add(f"level {ex.get('difficulty', 0)}", v)
+        cut = len(values) - n_target[k]
+        for v in values[:cut]:
+            add("part input", v)
+        target = values[cut:]
         if parts_of:
             spans = parts_of(ex["target"])
             labels = [next((name for a, b, name in spans if a <= start < b), "rest") for start, _ in offsets[k]]
-            for v, label in zip(values, labels[:len(values) - 1] + ["end"]):  # the target may be cut (example_ids)
+            for v, label in zip(target, labels[:len(target) - 1] + ["end"]):  # the target may be cut (example_ids)
                 add(f"part {label}", v)
+        elif cut:
+            for v in target:
+                add("part target", v)
     return {key: (s, n) for key, (s, n) in sorted(out.items())}
 
 
