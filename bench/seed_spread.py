@@ -187,7 +187,8 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(where_from(parts, losses)))
     mean = statistics.mean(losses)
     rel = statistics.stdev(losses) / mean if len(losses) > 1 else float("nan")
-    verdict = "within" if rel <= SEED_REL_TARGET else "over"
+    verdict = ("a spread needs 2 seeds: no verdict on" if len(losses) < 2 else
+               "within" if rel <= SEED_REL_TARGET else "over")
     interval = ""
     if len(losses) > 1:
         low, high = std_interval(rel, len(losses))
