@@ -192,3 +192,28 @@ def test_row_losses_batched_by_length_match_one_example_at_a_time_in_the_rows_or
         logits = net(input_ids=torch.tensor([ids])).logits[0, n_prompt]
     assert per_token[3][1] == pytest.approx(float(torch.nn.functional.cross_entropy(logits, torch.tensor(ids[n_prompt + 1]))),
                                             rel=1e-6)
+
+
+def test_tails_are_the_target_loss_of_each_row_from_the_same_forward_pass():
+    """validation_losses' target_loss: the last t scored tokens of a row scored from its input on equal the row
+    scored on those t tokens alone (row_losses_and_tails, one forward pass for val_loss and target_loss)."""
+    from benchmark.training.validation import row_losses, row_losses_and_tails
+
+    torch.manual_seed(0)
+
+    class Causal(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(13, 13)
+
+        def forward(self, input_ids, use_cache=False):
+            return type("Out", (), {"logits": self.emb(input_ids).cumsum(1)})()
+
+    net = Causal()
+    rows = [([1, 2, 3, 4, 5, 6, 7], 2), ([1, 8, 3], 2), ([1, 9, 10, 11, 5, 6, 7, 8, 9, 10, 11, 12, 2, 3, 4, 5, 6], 2)]
+    tails = [3, 1, 5]
+    sums, counts, got = row_losses_and_tails(net, rows, pad=0, batch_size=2, device="cpu", tails=tails)
+    assert (sums, counts) == row_losses(net, rows, pad=0, batch_size=2, device="cpu")
+    alone, n = row_losses(net, [(ids, len(ids) - t) for (ids, _), t in zip(rows, tails)], pad=0, batch_size=2, device="cpu")
+    assert n == tails and got == pytest.approx(alone, rel=1e-6) and got != pytest.approx(sums, rel=1e-3)
+    assert row_losses_and_tails(net, rows, pad=0, batch_size=2, device="cpu")[2] is None

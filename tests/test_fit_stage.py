@@ -151,3 +151,26 @@ def test_bad_settings_name_the_key(tmp_path):
         targets.read_settings(p)
     p.write_text("data: {}\n")
     assert targets.read_settings(p)["bootstrap"] == 4000
+
+
+def test_the_two_step_task_loss_is_the_target_loss_where_every_run_has_it(tmp_path):
+    """With data.loss_on "text", val_loss carries the input's entropy; the two-step law reads the answer's loss
+    (target_loss), as Bhagia et al. 2024 score a task, and falls back to val_loss where a run lacks it."""
+    runs, metrics = [], []
+    for k, (size, n) in enumerate(SIZES.items()):
+        rid = f"{size}-100k"
+        runs.append(run_row(rid, size, n, 100_000))
+        metrics += [metric_row(rid, "translation", "val_loss", 2.0 + k), metric_row(rid, "translation", "bleu", 10.0 + k),
+                    metric_row(rid, "classification", "val_loss", 1.5 + k), metric_row(rid, "classification", "accuracy", 60.0)]
+        metrics.append(metric_row(rid, "translation", "target_loss", 0.5 + k))
+        if k:  # the first run has no target_loss for classification: its task loss stays val_loss
+            metrics.append(metric_row(rid, "classification", "target_loss", 0.25 + k))
+    con = db.connect(str(tmp_path / "t.duckdb"))
+    db.replace_rows(con, "runs", runs, source="local")
+    db.replace_rows(con, "metrics", metrics, source="local")
+    got = targets.load_targets(con, downstream=["bleu", "accuracy"])
+    con.close()
+    k = np.arange(len(SIZES))
+    assert "target_loss/translation" not in got and "val_loss/translation" in got  # no law is fitted to it
+    np.testing.assert_array_equal(np.sort(got["bleu/translation"].L), 0.5 + k)
+    np.testing.assert_array_equal(np.sort(got["accuracy/classification"].L), 1.5 + k)

@@ -16,6 +16,7 @@ import numpy as np
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 ROUGE_STEMMER = True
 LOSS = "val_loss"
+TARGET_LOSS = "target_loss"  # the loss on the target and </s> alone, beside val_loss when data.loss_on is "text"
 
 
 @dataclass(frozen=True)
@@ -39,6 +40,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
            "cluster-robust (by example) standard error of the token-weighted mean, stratified by task for 'all' (each "
            "task's validation set has a fixed size)", "cluster-robust over examples, stratified by task",
            "the loss definition (with the tokens it is taken on, data.loss_on)", "all"),
+    Metric(TARGET_LOSS, "target loss", None, False, "nats/token", (0.0, math.inf),
+           "cluster-robust (by example) standard error of the token-weighted mean, stratified by task for 'all' (each "
+           "task's validation set has a fixed size)", "cluster-robust over examples, stratified by task",
+           "the loss definition, on the target words and </s> alone (the task loss of the two-step law)"),
     Metric("bleu", "BLEU", "translation", True, "BLEU x 100", (0.0, 100.0),
            "standard deviation of corpus BLEU over a seeded bootstrap of the examples (evaluate.bootstrap resamples, "
            "evaluate.seed)", "bootstrap_se", "sacrebleu's signature and the bootstrap settings", "translation"),

@@ -34,7 +34,9 @@ def fit_settings(s: dict, downstream: bool = False) -> FitSettings:
 
 def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
                  downstream: list[str] | None = None) -> dict[str, Points]:
-    """'<metric>/<task>' -> Points over completed runs (y = metric value; L = the task's val_loss, if any).
+    """'<metric>/<task>' -> Points over completed runs (y = metric value; L = the task loss, if any: the task's
+    target_loss where every run has it (the loss on the answer alone, as the two-step law reads it, when
+    data.loss_on is "text"), else its val_loss).
 
     Reads the DuckDB tables runs and metrics; where the database has no runs of `source` (a DVC
     checkout restores collect's parquet outputs, not the database), reads data_dir/{runs,metrics}.parquet.
@@ -47,7 +49,11 @@ def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
              FROM {metrics} m JOIN {runs} r ON r.source = m.source AND r.run_id = m.run_id
              WHERE m.source = ? AND r.status = 'completed' ORDER BY m.metric, m.task, r.flops, r.run_id"""
     by_target: dict[str, list] = {}
+    answer: dict[str, dict[str, float]] = {}  # task -> run -> target_loss
     for metric, task, run_id, n, d, c, v in con.execute(sql, [source]).fetchall():
+        if metric == metric_registry.TARGET_LOSS:
+            answer.setdefault(task, {})[run_id] = math.nan if v is None else v
+            continue
         if metric != LOSS_METRIC and downstream is not None and metric not in downstream:
             continue
         by_target.setdefault(f"{metric}/{task}", []).append((run_id, n, d, c, math.nan if v is None else v))
@@ -57,8 +63,10 @@ def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
         ids, N, D, C, y = zip(*rows)
         task = target.split("/", 1)[1]
         L = None
-        if not target.startswith(LOSS_METRIC + "/") and task in loss and all(i in loss[task] for i in ids):
-            L = np.array([loss[task][i] for i in ids], dtype=float)
+        for have in (answer.get(task), loss.get(task)):
+            if not target.startswith(LOSS_METRIC + "/") and have and all(i in have for i in ids):
+                L = np.array([have[i] for i in ids], dtype=float)
+                break
         out[target] = Points(y=np.array(y, dtype=float), N=np.array(N, dtype=float), D=np.array(D, dtype=float),
                              C=np.array(C, dtype=float), L=L, ids=ids)
     return out

@@ -86,7 +86,7 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     from transformers import LlamaForCausalLM
 
     from benchmark.training import corpus as corpus_mod
-    from benchmark.training.validation import validation_loss
+    from benchmark.training.validation import validation_losses
     from benchmark.results import io
     from benchmark.evaluation import metrics
     from benchmark.tasks import example_id
@@ -99,16 +99,18 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     device = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     corpus = corpus_mod.load(data_dir)
     net = LlamaForCausalLM.from_pretrained(run_dir / "model", torch_dtype=torch.float32).to(device).eval()
-    loss_rows, pred_rows, all_s, all_c, all_task, gen = [], [], [], [], [], {}
+    # val_loss as data.loss_on takes it; target_loss (the target and </s> alone) beside it when that is "text"
+    kinds = {corpus.loss_on: metrics.LOSS} | ({"target": metrics.TARGET_LOSS} if corpus.loss_on != "target" else {})
+    loss_rows, pred_rows, gen = [], [], {}
+    pooled = {on: ([], [], []) for on in kinds}  # sums, counts, task of every example
     bar = tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr)
     for task in bar:
-        sums, counts = validation_loss(net, corpus, task, p.evaluate.batch_size, device)
-        all_s += sums
-        all_c += counts
-        all_task += [task] * len(sums)
-        value, se = metrics.token_weighted_loss(sums, counts)
-        loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": "val_loss", "value": value,
-                          "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(corpus.loss_on)})
+        for on, (sums, counts) in validation_losses(net, corpus, task, p.evaluate.batch_size, device).items():
+            for acc, new in zip(pooled[on], (sums, counts, [task] * len(sums))):
+                acc += new
+            value, se = metrics.token_weighted_loss(sums, counts)
+            loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": kinds[on], "value": value,
+                              "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(on)})
         test = corpus.split(task, "test")
         val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
         cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
@@ -120,9 +122,10 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     if gen.get("seconds"):
         print(f"{run_id}: generated {gen['tokens']} tokens in {gen['seconds']:.1f} s: {gen['tokens'] / gen['seconds']:.0f} "
               f"generated tokens/s (batch {gen['batch_size']}, {device})", file=sys.stderr)
-    value, se = metrics.token_weighted_loss(all_s, all_c, strata=all_task)  # each task's validation size is fixed
-    loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": "val_loss", "value": value,
-                      "stderr": se, "n": int(sum(all_c)), "signature": metrics.loss_signature(corpus.loss_on)})
+    for on, (all_s, all_c, all_task) in pooled.items():
+        value, se = metrics.token_weighted_loss(all_s, all_c, strata=all_task)  # each task's validation size is fixed
+        loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": kinds[on], "value": value,
+                          "stderr": se, "n": int(sum(all_c)), "signature": metrics.loss_signature(on)})
     return loss_rows, pred_rows
 
 
@@ -150,6 +153,6 @@ def main(argv: list[str]) -> int:
     io.write_json_atomic(run_dir / "metrics.json", rows)
     io.write_json_atomic(run_dir / "headline.json", metrics.headline_values(rows))
     for r in rows:
-        digits = 4 if r["metric"] == metrics.LOSS else 2
+        digits = 4 if r["metric"] in (metrics.LOSS, metrics.TARGET_LOSS) else 2
         print(f"{args.run_id}: {r['metric']}/{r['task']} = {r['value']:.{digits}f} ± {r['stderr'] or 0:.{digits}f}")
     return 0

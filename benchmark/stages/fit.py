@@ -4,8 +4,9 @@ held-out extrapolation error, into the DuckDB tables `fits` and `literature` and
 Loss targets (metric 'val_loss', task 'all' and each task): chinchilla (Hoffmann et al. 2022,
 Approach 3), Kaplan et al. 2020's L(N, D), L(N) and L(D), and Approach 2 where budgets allow.
 Downstream targets (bleu, rouge*, accuracy, ...): the seed law, a sigmoid of log-compute, and the
-two-step method (task loss from chinchilla, metric as a sigmoid of task loss) where the task's
-val_loss exists. Only runs with status 'completed' enter a fit.
+two-step method (task loss from chinchilla, metric as a sigmoid of task loss) where the task has a
+loss: its target_loss (the answer alone, when data.loss_on is "text"), else its val_loss. Only runs with status
+'completed' enter a fit.
 """
 from __future__ import annotations
 

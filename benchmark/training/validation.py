@@ -64,18 +64,34 @@ def row_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size:
                device: str) -> tuple[list[float], list[int]]:
     """Per-example summed loss (nats) and scored token counts under torch.no_grad (one host read); the
     results come back in the rows' order."""
+    sums, counts, _ = row_losses_and_tails(net, rows, pad, batch_size, device)
+    return sums, counts
+
+
+def row_losses_and_tails(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int, device: str,
+                         tails: Sequence[int] | None = None) -> tuple[list[float], list[int], list[float] | None]:
+    """row_losses, and with `tails` (one count per row) also the summed loss of each row's last tails[i] scored
+    tokens from the same forward pass (the target and </s> of an example scored from its input on); None without."""
     import torch
 
-    order, sums, counts = [], [], []
+    order, sums, tail_sums, counts = [], [], [], []
     for idx, per_token, mask in _forward(net, rows, pad, batch_size, device):
         order += idx
         sums.append(per_token.sum(dim=1))
+        if tails is not None:
+            # per_token[:, j] is the loss of token j + 1: a row's last t tokens are j >= len - t - 1
+            start = torch.tensor([len(rows[i][0]) - tails[i] - 1 for i in idx])
+            tail = (torch.arange(per_token.size(1))[None, :] >= start[:, None]) & mask
+            tail_sums.append((per_token * tail.to(per_token.device)).sum(dim=1))
         counts += mask.sum(dim=1).tolist()
     values = torch.cat(sums).tolist() if sums else []
-    out_sums, out_counts = [0.0] * len(rows), [0] * len(rows)
+    tail_values = torch.cat(tail_sums).tolist() if tail_sums else []
+    out_sums, out_counts, out_tails = [0.0] * len(rows), [0] * len(rows), [0.0] * len(rows)
     for k, i in enumerate(order):
         out_sums[i], out_counts[i] = values[k], counts[k]
-    return out_sums, out_counts
+        if tails is not None:
+            out_tails[i] = tail_values[k]
+    return out_sums, out_counts, out_tails if tails is not None else None
 
 
 def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch_size: int,
@@ -92,6 +108,21 @@ def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tup
     """Per-example summed loss and scored token counts over the task's whole validation split."""
     rows = encode_rows(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
     return row_losses(net, rows, corpus.vocab.pad, batch_size, device)
+
+
+def validation_losses(net, corpus, task: str, batch_size: int,
+                      device: str) -> dict[str, tuple[list[float], list[int]]]:
+    """{loss_on: (per-example summed loss, scored token counts)} over the task's validation split: the loss as
+    data.loss_on takes it (val_loss) and, when that is "text", also on the target and </s> alone, the task loss
+    of the two-step law (Bhagia et al. 2024 score a task by its correct answer's loss), from one forward pass."""
+    examples = corpus.split(task, "validation")
+    max_len = net.config.max_position_embeddings
+    rows = encode_rows(corpus, task, examples, max_len)
+    if corpus.loss_on == "target":
+        return {"target": row_losses(net, rows, corpus.vocab.pad, batch_size, device)}
+    n_target = [len(ids) - first for ids, first in encode_rows(corpus, task, examples, max_len, loss_on="target")]
+    sums, counts, tails = row_losses_and_tails(net, rows, corpus.vocab.pad, batch_size, device, n_target)
+    return {corpus.loss_on: (sums, counts), "target": (tails, n_target)}
 
 
 def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict[str, tuple[float, int]]:
