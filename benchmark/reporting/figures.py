@@ -147,10 +147,16 @@ def isoflop(runs: list[dict], loss: dict[str, float], budgets: list[dict]):
                 side = "smallest" if L.argmin() == N.argmin() else "largest" if L.argmin() == N.argmax() else "edge"
                 points.set_label(f"C ≈ {b['flops']:.2g} FLOP: no minimum inside, {side} N is best")
     ax.set_xscale("log")
+    from matplotlib.ticker import FuncFormatter
+
+    # label the minor ticks at 2x and 5x a power of ten only: all eight crowd into each other over 1-2 decades
+    ax.xaxis.set_minor_formatter(FuncFormatter(
+        lambda v, _: f"${v / 10 ** math.floor(math.log10(v)):.0f}\\times10^{{{math.floor(math.log10(v))}}}$"
+        if v > 0 and round(v / 10 ** math.floor(math.log10(v))) in (2, 5) else ""))
     ax.set_xlabel("parameters N")
     ax.set_ylabel("validation loss (nats / token)")
     ax.set_title("IsoFLOP profiles (stars: minima inside the sampled N; bars: N_opt 95 % CI)" if budgets
-                 else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=9)
+                 else "IsoFLOP profiles: no compute budget has 3 runs", fontsize=8)
     ax.legend(fontsize=7, frameon=False)
     return fig
 
