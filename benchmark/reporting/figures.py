@@ -273,8 +273,12 @@ def learning_curves(runs: list[dict], curves: list[dict]):
     groups = {size: [r for r in rs if any(c["run_id"] == r["run_id"] for c in curves)] for size, rs in _by_size(runs).items()}
     groups = {size: rs for size, rs in groups.items() if rs}
     n = max(1, len(groups))
-    fig, axes = plt.subplots(1, n, figsize=(3.2 * n, 3.2), sharey=True, squeeze=False)
-    axes = axes[0]
+    cols = min(n, 4)  # rows of at most 4 panels: 9 sizes in one row made a page-wide strip nobody could read
+    rows = -(-n // cols)
+    fig, grid = plt.subplots(rows, cols, figsize=(3.2 * cols, 3.0 * rows), sharey=True, squeeze=False)
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.set_visible(False)
     if not groups:
         axes[0].text(0.5, 0.5, "no learning curves\n(train.eval_every = 0)", ha="center", va="center",
                      transform=axes[0].transAxes)
@@ -298,6 +302,7 @@ def learning_curves(runs: list[dict], curves: list[dict]):
         ax.plot([], [], color="k", linestyle="-", linewidth=1, label="validation (fixed subset)")
         ax.plot([], [], color="k", linestyle="--", linewidth=1, label="train")
         ax.legend(fontsize=6, frameon=False)
-    axes[0].set_ylabel("loss (nats / token)")
+    for row in grid:
+        row[0].set_ylabel("loss (nats / token)")
     fig.suptitle("Learning curves: train and validation loss within each run", fontsize=9)
     return fig
