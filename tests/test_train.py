@@ -251,10 +251,11 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
         parts = json.loads((out / f"c-9k-seed{seed}" / "parts.json").read_text())
         val = json.loads((out / f"c-9k-seed{seed}" / "val.json").read_text())
         for task, by in parts.items():
-            for prefix in ("level", "part") if task == "summarization" else ("level",):
+            for prefix in ("level", "part"):  # each grouping sums to the task's loss (data.loss_on text: input too)
                 group = [v for k, v in by.items() if k.startswith(prefix)]
                 assert sum(s for s, _ in group) / sum(n for _, n in group) == pytest.approx(val[task][0], rel=1e-6)
-        assert {"part name", "part end"} < set(parts["summarization"]) and not any(k.startswith("part") for k in parts["translation"])
+        assert {"part name", "part end", "part input"} < set(parts["summarization"])
+        assert {k for k in parts["translation"] if k.startswith("part")} == {"part input", "part target"}
     table = parted.stdout.split("where the spread comes from", 1)[1].splitlines()
     assert any(line.startswith("summarization ") for line in table) and any(line.startswith("  part name ") for line in table)
     bad = subprocess.run(cmd[:-4] + ["--set", "train.nope.x=1"], cwd=ROOT, env=_env(), capture_output=True, text=True)
