@@ -105,9 +105,8 @@ def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch
 
 
 def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed loss and scored token counts over the task's whole validation split."""
-    rows = encode_rows(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
-    return row_losses(net, rows, corpus.vocab.pad, batch_size, device)
+    """Per-example summed loss and scored token counts over the task's whole validation split (data.loss_on)."""
+    return validation_losses(net, corpus, task, batch_size, device)[corpus.loss_on]
 
 
 def validation_losses(net, corpus, task: str, batch_size: int,
