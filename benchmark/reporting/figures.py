@@ -198,6 +198,11 @@ def downstream(runs: list[dict], values: dict[tuple[str, str, str], float], curv
     if cutoff is not None:
         _held_out_legend(axes[0])
     axes[0].legend(fontsize=6, frameon=False)
+    shown = set(axes[0].get_legend_handles_labels()[1])
+    for ax in axes[1:]:  # a curve another panel's legend does not name (e.g. "... (not identified)") gets its own
+        own = [(h, lab) for h, lab in zip(*ax.get_legend_handles_labels()) if lab not in shown]
+        if own:
+            ax.legend(*zip(*own), fontsize=6, frameon=False)
     return fig
 
 
