@@ -260,3 +260,21 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
     assert any(line.startswith("summarization ") for line in table) and any(line.startswith("  part name ") for line in table)
     bad = subprocess.run(cmd[:-4] + ["--set", "train.nope.x=1"], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert bad.returncode != 0 and "params has no section 'train.nope'" in bad.stderr
+
+
+def test_seed_spread_shows_a_failed_childs_error_not_its_progress_bar():
+    """A train stage that stops mid-run prints its error on the line its progress bar holds, and the bar redraws over
+    it; the bench's report of the failure keeps the error and drops the bars (it used to print the raw last 2,000
+    characters, which a terminal showed as the bar alone)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("seed_spread", ROOT / "bench" / "seed_spread.py")
+    seed_spread = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(seed_spread)
+    bar = "d40-c3-seed0:  78%|███████▊  | 1.62M/2.06M [01:56<00:41, 10.8ktok/s]"
+    stderr = ("loading\n" + "\r".join([bar] * 500) + "error: data.train_tokens: the classification shard ends before this "
+              "run does\r" + bar + "\n")
+    as_a_terminal_shows_it = [line.rsplit("\r", 1)[-1] for line in stderr[-2000:].split("\n")]
+    assert not any("error:" in line for line in as_a_terminal_shows_it)  # what the bench printed before: a bar
+    assert seed_spread.error_tail(stderr).splitlines() == [
+        "loading", "error: data.train_tokens: the classification shard ends before this run does"]
