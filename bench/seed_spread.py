@@ -90,14 +90,14 @@ def _parts(data: str, run_dir: str) -> None:
     print(json.dumps({task: losses_by_part(net, corpus, task, 64, "cpu") for task in corpus.task_names}))
 
 
+_BAR = re.compile(r"^.*?\d+%\|[^|]*\|[^\]]*\]")  # "<desc>:  78%|███▋  | 1.62M/2.06M [01:56<00:41, 10.8ktok/s]"
+
+
 def error_tail(stderr: str, lines: int = 15) -> str:
     """The last lines of a child's stderr without its progress bars (tqdm redraws a bar with carriage returns, and an
     error printed while a bar is open shares its line), so that the bar does not crowd out the error."""
     pieces = [_BAR.sub("", piece) for piece in re.split(r"[\r\n]", stderr)]
     return "\n".join([piece for piece in pieces if piece.strip()][-lines:])
-
-
-_BAR = re.compile(r"^.*?\d+%\|[^|]*\|[^\]]*\]")  # "<desc>:  78%|███▋  | 1.62M/2.06M [01:56<00:41, 10.8ktok/s]"
 
 
 def _child(argv: list[str], threads: int, run_id: str) -> str:
