@@ -278,3 +278,18 @@ def test_seed_spread_shows_a_failed_childs_error_not_its_progress_bar():
     assert not any("error:" in line for line in as_a_terminal_shows_it)  # what the bench printed before: a bar
     assert seed_spread.error_tail(stderr).splitlines() == [
         "loading", "error: data.train_tokens: the classification shard ends before this run does"]
+
+
+def test_a_run_that_stops_mid_training_ends_its_progress_bar_before_the_error(workdir, tmp_path):
+    """The shards run out mid-run: the error is the last thing on the terminal, on a line of its own, not drawn over
+    by the progress bar (which used to be closed only at exit, after the error was printed)."""
+    raw = yaml.safe_load((workdir / "params.yaml").read_text())
+    raw["runs"]["too-long"] = {"size": "a", "tokens": 150_000}
+    raw["data"]["tasks"]["translation"]["weight"] = 20  # its shard holds about a third of 160k tokens
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw, sort_keys=False))
+    r = subprocess.run([sys.executable, "-m", "benchmark", "train", "too-long", "--params", str(tmp_path / "params.yaml"),
+                        "--data", str(workdir / "data"), "--out", str(tmp_path / "run")],
+                       cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=900)
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.split("\n") if line.strip()]
+    assert "%|" in r.stderr and lines[-1].startswith("error: data.train_tokens: "), r.stderr[-500:]

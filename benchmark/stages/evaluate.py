@@ -103,22 +103,22 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     kinds = {corpus.loss_on: metrics.LOSS} | ({"target": metrics.TARGET_LOSS} if corpus.loss_on != "target" else {})
     loss_rows, pred_rows, gen = [], [], {}
     pooled = {on: ([], [], []) for on in kinds}  # sums, counts, task of every example
-    bar = tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr)
-    for task in bar:
-        for on, (sums, counts) in validation_losses(net, corpus, task, p.evaluate.batch_size, device).items():
-            for acc, new in zip(pooled[on], (sums, counts, [task] * len(sums))):
-                acc += new
-            value, se = metrics.token_weighted_loss(sums, counts)
-            loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": kinds[on], "value": value,
-                              "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(on)})
-        test = corpus.split(task, "test")
-        val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
-        cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
-        preds = generate(net, corpus, task, test, p.evaluate.batch_size, cap, device, gen)
-        for ex, pred in zip(test, preds):
-            pred_rows.append({"source": "local", "run_id": run_id, "task": task, "example_id": example_id(ex),
-                              "difficulty": int(ex.get("difficulty", 0)), "input": ex["input"],
-                              "reference": ex["target"], "prediction": pred})
+    with tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr) as bar:  # closed on errors too
+        for task in bar:
+            for on, (sums, counts) in validation_losses(net, corpus, task, p.evaluate.batch_size, device).items():
+                for acc, new in zip(pooled[on], (sums, counts, [task] * len(sums))):
+                    acc += new
+                value, se = metrics.token_weighted_loss(sums, counts)
+                loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": kinds[on], "value": value,
+                                  "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(on)})
+            test = corpus.split(task, "test")
+            val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
+            cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
+            preds = generate(net, corpus, task, test, p.evaluate.batch_size, cap, device, gen)
+            for ex, pred in zip(test, preds):
+                pred_rows.append({"source": "local", "run_id": run_id, "task": task, "example_id": example_id(ex),
+                                  "difficulty": int(ex.get("difficulty", 0)), "input": ex["input"],
+                                  "reference": ex["target"], "prediction": pred})
     if gen.get("seconds"):
         print(f"{run_id}: generated {gen['tokens']} tokens in {gen['seconds']:.1f} s: {gen['tokens'] / gen['seconds']:.0f} "
               f"generated tokens/s (batch {gen['batch_size']}, {device})", file=sys.stderr)

@@ -58,17 +58,18 @@ def prepare(p: params_mod.Params, out: Path) -> dict:
 
     manifest = {"seed": p.data.seed, "loss_on": p.data.loss_on, "tasks": {}, "tokenizer": {}}
     hub_train = {}
-    for task in tqdm(p.data.tasks, desc="prepare tasks", unit="task", file=sys.stderr):
-        val, test, train, src = _held_out(task, p)
-        io.write_jsonl_atomic(out / task.name / "validation.jsonl", val)
-        io.write_jsonl_atomic(out / task.name / "test.jsonl", test)
-        entry = {"kind": task.kind, "weight": task.weight, "source": src,
-                 "validation": {"n": len(val), "sha256": _digest(val)}, "test": {"n": len(test), "sha256": _digest(test)}}
-        if train is not None:
-            io.write_jsonl_atomic(out / task.name / "train.jsonl", train)
-            entry["train"] = {"n": len(train), "sha256": _digest(train)}
-            hub_train[task.name] = train
-        manifest["tasks"][task.name] = entry
+    with tqdm(p.data.tasks, desc="prepare tasks", unit="task", file=sys.stderr) as bar:  # closed on errors too
+        for task in bar:
+            val, test, train, src = _held_out(task, p)
+            io.write_jsonl_atomic(out / task.name / "validation.jsonl", val)
+            io.write_jsonl_atomic(out / task.name / "test.jsonl", test)
+            entry = {"kind": task.kind, "weight": task.weight, "source": src,
+                     "validation": {"n": len(val), "sha256": _digest(val)}, "test": {"n": len(test), "sha256": _digest(test)}}
+            if train is not None:
+                io.write_jsonl_atomic(out / task.name / "train.jsonl", train)
+                entry["train"] = {"n": len(train), "sha256": _digest(train)}
+                hub_train[task.name] = train
+            manifest["tasks"][task.name] = entry
 
     # Tokenizer: trained on training text only (the first examples of each task's stream).
     names = [t.name for t in p.data.tasks]

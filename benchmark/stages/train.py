@@ -236,8 +236,9 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
                     "timing": _timing_so_far(timing, t_warm, tokens_warm, tokens_seen, wait)})
     except loader_mod.ShardExhausted as e:
         raise StageError(str(e)) from None
+    finally:  # the bar ends its line however training ends, so an error printed after it stands on its own line
+        bar.close()
     sync()
-    bar.close()
     wall = time.perf_counter() - t_start
     timing = _timing_so_far(timing, t_warm, tokens_warm, tokens_seen, wait)
     del batches  # stops the loader's workers
