@@ -5,10 +5,15 @@ is the protagonist, in a fixed order of kinds (where they live, their work, purc
 tastes) whatever order the story told them in, leaving out facts about others, sentences about the
 weather, sentences where the protagonist is only the object and what they do not do; a fact revised
 later in the story ("she later moved to rome") is summarised by its latest value. The profile is
-terse and abstracts: "erin: in france; at hospital; bought 6 cups; met bob on monday; likes tea." —
-a city becomes its country, a job its workplace (facts to learn, Zipfian), numbers become digits. Difficulty levels: 1 = two facts and a filler; 2 = three facts and a distractor;
-3 = four facts, pronouns, two distractors, a revision; 4 = five facts, three
-distractors, a revision, a negated fact, and a distractor with the protagonist as its object.
+terse and abstracts: "in france; at hospital; bought 6 cups; met bob on monday; likes tea." — a city
+becomes its country, a job its workplace (facts to learn, Zipfian), numbers become digits. Difficulty
+levels: 1 = two facts and a filler; 2 = three facts and a distractor; 3 = four facts, pronouns, two
+distractors, a revision; 4 = five facts, three distractors, a revision, a negated fact, and a
+distractor with the protagonist as its object.
+
+The profile does not open with the protagonist's name (until 2026-12-01 it did, "erin: in france; ..."):
+copying the story's first word was one skill, worth about 5 % of the validation loss, that each seed
+learned at its own moment, and the grid's largest source of seed noise (params.yaml's `data` comment).
 """
 from __future__ import annotations
 
@@ -150,7 +155,7 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     # The summary is a profile: facts in a fixed order of kinds (where, work, purchases, visits,
     # tastes), whatever order the story told them in, with numbers as digits.
     facts = [_profile(current[kind]) for kind in KIND_ORDER if kind in current]
-    summary = f"{hero}: " + "; ".join(facts) + "."
+    summary = "; ".join(facts) + "."  # no "name:" head (the module's docstring says why)
     return {"input": " ".join(story), "target": summary}
 
 
@@ -159,14 +164,13 @@ _PART_OF = (("in ", "city"), ("at ", "job"), ("bought ", "buy"), ("met ", "visit
 
 
 def target_parts(target: str) -> list[tuple[int, int, str]]:
-    """(start, end, part) character spans of a summary: "name" (the protagonist and its colon), then one span per
-    fact named by its kind (KIND_ORDER), each with the space before it and its ';' or closing '.'. The spans cover
-    the summary; how a model's loss divides over them shows which skill it has learned (copying the name, mapping a
-    city to its country, copying a number or a food)."""
-    head = target.find(":")
-    if head < 0:
-        return []
-    spans, start = [(0, head + 1, "name")], head + 1
+    """(start, end, part) character spans of a summary: one span per fact named by its kind (KIND_ORDER), each with
+    the space before it and its ';' or closing '.', after a "name" span (the protagonist and its colon) where the
+    summary opens with one (summaries generated before 2026-12-01 did). The spans cover the summary; how a model's
+    loss divides over them shows which skill it has learned (mapping a city to its country, copying a number or a
+    food)."""
+    head = target.split(";")[0].find(":")
+    spans, start = ([(0, head + 1, "name")], head + 1) if head >= 0 else ([], 0)
     while start < len(target):
         end = target.find(";", start)
         end = len(target) if end < 0 else end + 1
