@@ -254,10 +254,12 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
             for prefix in ("level", "part"):  # each grouping sums to the task's loss (data.loss_on text: input too)
                 group = [v for k, v in by.items() if k.startswith(prefix)]
                 assert sum(s for s, _ in group) / sum(n for _, n in group) == pytest.approx(val[task][0], rel=1e-6)
-        assert {"part name", "part end", "part input"} < set(parts["summarization"])
+        facts = {k for k in parts["summarization"] if k.startswith("part")} - {"part end", "part input"}
+        assert {"part end", "part input"} < set(parts["summarization"])  # the summaries have no name part (no name)
+        assert facts and facts <= {f"part {kind}" for kind in ("city", "job", "buy", "visit", "food")}, facts
         assert {k for k in parts["translation"] if k.startswith("part")} == {"part input", "part target"}
     table = parted.stdout.split("where the spread comes from", 1)[1].splitlines()
-    assert any(line.startswith("summarization ") for line in table) and any(line.startswith("  part name ") for line in table)
+    assert any(line.startswith("summarization ") for line in table) and any(line.startswith("  part city ") for line in table)
     bad = subprocess.run(cmd[:-4] + ["--set", "train.nope.x=1"], cwd=ROOT, env=_env(), capture_output=True, text=True)
     assert bad.returncode != 0 and "params has no section 'train.nope'" in bad.stderr
 
