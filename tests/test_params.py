@@ -2,17 +2,20 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import yaml
 
 from benchmark.config import grid, params
+from benchmark.scaling import engine
 
 
 def test_default_and_tiny_and_gpu_params_parse(root):
-    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml"):
+    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml"):
         p = params.load(root / name)
         assert p.runs, name
 
@@ -24,6 +27,26 @@ def test_default_grid_spans_the_required_ranges(root):
     tokens = sorted({q.tokens for q in points})
     assert len(nonemb) >= 4 and nonemb[-1] / nonemb[0] >= 10
     assert len(tokens) >= 3 and tokens[-1] / tokens[0] >= 4
+
+
+def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(root):
+    """configs/replicated.yaml cannot drift from params.yaml: the same params but the runs and fit.holdout, every
+    default point at seeds 0, 1 and 2, and both hold out exactly the largest budget's runs."""
+    default, replicated = params.load(root / "params.yaml"), params.load(root / "configs/replicated.yaml")
+    assert replicated.fit.holdout != default.fit.holdout
+    assert dataclasses.replace(replicated, runs=default.runs, fit=default.fit) == default
+
+    def point_seeds(p):
+        out = {}
+        for q in grid.points(p):
+            out.setdefault((q.size, q.tokens), set()).add(q.seed)
+        return out
+    assert point_seeds(replicated) == {pt: {0, 1, 2} for pt in point_seeds(default)}
+    for name in ("params.yaml", "configs/replicated.yaml"):
+        p = params.load(root / name)
+        pts = grid.points(p)
+        held, _ = engine.holdout_split(np.array([q.flops for q in pts]), p.fit.holdout)
+        assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c3"}, name
 
 
 @pytest.mark.parametrize("mutate, key", [
