@@ -20,6 +20,12 @@ validation tokens, its mean loss and relative std over seeds, and the relative s
 that part varied ("alone" = share x std / overall mean).
 
     python bench/seed_spread.py --point d16-c1 --seeds 0 1 2 3 4 --parts
+
+`--pool DIR [DIR ...]` trains nothing: it reads the runs kept in earlier `--out` folders (each `<point>-seed<k>/val.json`;
+one point's seeds may lie in several folders), prints each point's spread and pools them into one spread with its
+interval and Bartlett's test that every point shares it (benchmark.results.points.pooled_spread).
+
+    python bench/seed_spread.py --pool /tmp/spread/d12-c0 /tmp/spread/d64-c3 /tmp/more/d64-c3
 """
 from __future__ import annotations
 
@@ -142,6 +148,39 @@ def where_from(parts: list[dict], overall: list[float]) -> list[str]:
     return lines
 
 
+def pool_folders(folders: list[Path]) -> int:
+    """Print each point's seed spread from the runs kept in `folders` and the pooled spread (see the module's doc)."""
+    from benchmark.results.points import STD_LEVEL, point_stats, pooled_spread
+    from benchmark.scaling.quality import SEED_REL_TARGET
+
+    losses: dict[str, dict[str, float]] = {}
+    for folder in folders:
+        found = sorted(folder.glob("*-seed*/val.json"))
+        if not found:
+            raise SystemExit(f"{folder}: no <point>-seed<k>/val.json (an --out folder of this script)")
+        for f in found:
+            point, seed = f.parent.name.rsplit("-seed", 1)
+            losses.setdefault(point, {})[seed] = json.loads(f.read_text())["all"][0]
+    rows = []
+    for point, by_seed in sorted(losses.items()):
+        st = point_stats(list(by_seed.values()))
+        rows.append((st["n_seeds"], st["rel_std"]))
+        spread = ("one seed" if st["rel_std"] is None else
+                  f"{100 * st['rel_std']:.2f} % [{100 * st['rel_std_low']:.2f}, {100 * st['rel_std_high']:.2f}]")
+        print(f"{point}: {st['n_seeds']} seeds, mean {st['mean']:.4f}, relative std {spread}")
+    pooled = pooled_spread(rows)
+    if pooled["rel_std"] is None:
+        raise SystemExit("no point has 2 seeds: nothing to pool")
+    p = pooled["homogeneity_p"]
+    print(f"pooled over {pooled['n_points']} points ({pooled['df']} degrees of freedom): relative std "
+          f"{100 * pooled['rel_std']:.3f} %, {100 * STD_LEVEL:g} % interval {100 * pooled['rel_std_low']:.3f}-"
+          f"{100 * pooled['rel_std_high']:.3f} % against the {100 * SEED_REL_TARGET:g} % target; Bartlett's test that "
+          f"every point shares it: p = {'–' if p is None else f'{p:.3g}'}")
+    print(f"pooled points={pooled['n_points']} df={pooled['df']} rel_std={pooled['rel_std']:.6f} "
+          f"low={pooled['rel_std_low']:.6f} high={pooled['rel_std_high']:.6f} homogeneity_p={p}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--params", type=Path, default=ROOT / "params.yaml")
@@ -153,6 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=None, help="where the runs are kept (default: a new temporary folder)")
     ap.add_argument("--parts", action="store_true", help="also print where the spread comes from (task, level, part)")
+    ap.add_argument("--pool", type=Path, nargs="+", metavar="DIR", help="pool the runs kept in these --out folders")
     ap.add_argument("--_validate", nargs=3, help=argparse.SUPPRESS)
     ap.add_argument("--_parts", nargs=2, help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -162,8 +202,10 @@ def main(argv: list[str] | None = None) -> int:
     if args._parts:
         _parts(*args._parts)
         return 0
+    if args.pool:
+        return pool_folders(args.pool)
     if not args.point:
-        ap.error("--point is required")
+        ap.error("--point is required (or --pool)")
     import yaml
 
     from benchmark.results.points import STD_LEVEL, std_interval

@@ -244,6 +244,20 @@ def test_seed_spread_bench_trains_each_seed_and_scores_it_as_the_evaluate_stage_
     assert again.returncode == 0 and again.stdout.strip().splitlines()[-1] == last
     assert (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns == trained
     # --parts: each model's validation loss by level and by part of a summary; each grouping sums to the task's loss
+    # --pool reads the kept runs (nothing is trained) and pools their spread; one point pools to its own spread
+    from benchmark.results.points import pooled_spread
+
+    pooled = subprocess.run([sys.executable, str(ROOT / "bench" / "seed_spread.py"), "--pool", str(out)], cwd=ROOT,
+                            env=_env(), capture_output=True, text=True, timeout=600)
+    assert pooled.returncode == 0, pooled.stderr[-3000:]
+    want = pooled_spread([(2, statistics.stdev(losses) / statistics.mean(losses))])
+    assert pooled.stdout.strip().splitlines()[-1] == (
+        f"pooled points=1 df=1 rel_std={want['rel_std']:.6f} low={want['rel_std_low']:.6f} "
+        f"high={want['rel_std_high']:.6f} homogeneity_p=None")
+    assert (out / "c-9k-seed0" / "train.json").stat().st_mtime_ns == trained
+    empty = subprocess.run([sys.executable, str(ROOT / "bench" / "seed_spread.py"), "--pool", str(tmp_path)], cwd=ROOT,
+                           env=_env(), capture_output=True, text=True, timeout=600)
+    assert empty.returncode != 0 and f"{tmp_path}: no <point>-seed<k>/val.json" in empty.stderr
     parted = subprocess.run(cmd + ["--parts"], cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600)
     assert parted.returncode == 0, parted.stderr[-3000:]
     assert parted.stdout.strip().splitlines()[-1] == last and "where the spread comes from" in parted.stdout

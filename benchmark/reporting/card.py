@@ -111,13 +111,18 @@ def fits_section(fits: Sequence[Mapping[str, Any]], fit_method: str) -> str:
     return "\n".join(lines + [""])
 
 
+def _rules(low: float, high: float, target: float) -> str:
+    """How an interval [low, high] reads against an upper target: "rules out", "rules in" or "neither rules in nor out"."""
+    return "rules out" if low > target else "rules in" if high <= target else "neither rules in nor out"
+
+
 def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
     """Seed spread per grid point (rows of the `points` table): relative std of validation loss with its 95 % interval
     and the std of each headline downstream metric, and plainly whether every point is within
     quality.SEED_REL_TARGET: by its estimate, and whether its interval rules the target in, out, or neither (few
     seeds pin a spread down loosely, benchmark.results.points.std_interval)."""
     from benchmark.evaluation.metrics import LOSS, downstream_headline
-    from benchmark.results.points import STD_LEVEL
+    from benchmark.results.points import STD_LEVEL, pooled_spread
     from benchmark.scaling.quality import SEED_REL_TARGET
 
     heads = [(m.name, m.headline_task, m.label) for m in downstream_headline()]
@@ -163,6 +168,17 @@ def seed_spread_section(points: Sequence[Mapping[str, Any]]) -> str:
         if said:
             verdict += (" Read with its uncertainty (chi-square interval for the std of normal draws): " +
                         "; ".join(said) + ".")
+        pool = pooled_spread([(k, r) for r, _, _, _, k in rels])
+        if pool["n_points"] >= 2 and pool["rel_std_low"] is not None:
+            p = pool["homogeneity_p"]
+            verdict += (f" Pooled over the {pool['n_points']} replicated points ({pool['df']} degrees of freedom): "
+                        f"{100 * pool['rel_std']:.2f} % [{100 * pool['rel_std_low']:.2f}, {100 * pool['rel_std_high']:.2f}]"
+                        f", which {_rules(pool['rel_std_low'], pool['rel_std_high'], SEED_REL_TARGET)} the {target} "
+                        "target on average" +
+                        ("." if p is None else
+                         f"; Bartlett's test that they share one spread: p = {p:.2g} (" +
+                         ("the points differ, so the pool does not speak for each)." if p < 0.05 else
+                          "no point is shown to differ).")))
     tasks = []
     for (n, d, size), row in sorted(by.items()):
         per_task = [(t, p["rel_std"]) for (m, t), p in sorted(row.items()) if m == LOSS and t != "all" and p["rel_std"] is not None]

@@ -59,6 +59,31 @@ def point_stats(y) -> dict[str, float | int | None]:
             "min": float(y.min()), "max": float(y.max())}
 
 
+def pooled_spread(points: list[tuple[int, float]], level: float = STD_LEVEL) -> dict[str, float | int | None]:
+    """One relative seed spread for several grid points, from each point's (n_seeds, rel_std) (points with fewer than
+    2 seeds are left out): the pooled rel_std = sqrt(sum (n-1) rel_std^2 / sum (n-1)), its chi-square interval on
+    sum (n-1) degrees of freedom (std_interval), and Bartlett's test that every point has the same spread (Snedecor
+    and Cochran 1989, Statistical Methods, 8th ed., 13.6): homogeneity_p is the chance of points this unequal if they
+    share one spread (None for fewer than 2 points). Pooling narrows the interval (19 points of 5 seeds: 0.86-1.19 x
+    the estimate) but speaks for every point only where the test finds no point that differs."""
+    used = [(int(n), float(r)) for n, r in points if n >= 2 and r is not None]
+    df = sum(n - 1 for n, _ in used)
+    out: dict[str, float | int | None] = {"n_points": len(used), "df": df, "rel_std": None, "rel_std_low": None,
+                                          "rel_std_high": None, "homogeneity_p": None}
+    if not used:
+        return out
+    var = sum((n - 1) * r * r for n, r in used) / df
+    rel = math.sqrt(var)
+    low, high = std_interval(rel, df + 1, level)
+    out.update(rel_std=rel, rel_std_low=low, rel_std_high=high)
+    if len(used) >= 2 and var > 0 and all(r > 0 for _, r in used):
+        k = len(used)
+        stat = (df * math.log(var) - sum((n - 1) * math.log(r * r) for n, r in used)) / (
+            1 + (sum(1 / (n - 1) for n, _ in used) - 1 / df) / (3 * (k - 1)))
+        out["homogeneity_p"] = 1.0 - chi2_cdf(stat, k - 1)
+    return out
+
+
 # A run stops at the first optimizer step that reaches its token budget, and how examples pack into a
 # batch depends on the seed's data order: replicates of one grid point train a few hundred tokens apart
 # (xs-500k: 500,099, 500,610 and 500,688). Runs of the same N whose D lie within this fraction of the
