@@ -62,9 +62,9 @@ def point_stats(y) -> dict[str, float | int | None]:
 def pooled_spread(points: list[tuple[int, float]], level: float = STD_LEVEL) -> dict[str, float | int | None]:
     """One relative seed spread for several grid points, from each point's (n_seeds, rel_std) (points with fewer than
     2 seeds are left out): the pooled rel_std = sqrt(sum (n-1) rel_std^2 / sum (n-1)), its chi-square interval on
-    sum (n-1) degrees of freedom (std_interval), and Bartlett's test that every point has the same spread (Snedecor
-    and Cochran 1989, Statistical Methods, 8th ed., 13.6): homogeneity_p is the chance of points this unequal if they
-    share one spread (None for fewer than 2 points). Pooling narrows the interval (19 points of 5 seeds: 0.86-1.19 x
+    sum (n-1) degrees of freedom (std_interval), and Bartlett's test that every point has the same spread (Bartlett
+    1937; NIST/SEMATECH e-Handbook of Statistical Methods, 1.3.5.7): homogeneity_p is the chance of points this
+    unequal if they share one spread (None for fewer than 2 points). Pooling narrows the interval (19 points of 5 seeds: 0.86-1.19 x
     the estimate) but speaks for every point only where the test finds no point that differs."""
     used = [(int(n), float(r)) for n, r in points if n >= 2 and r is not None]
     df = sum(n - 1 for n, _ in used)
