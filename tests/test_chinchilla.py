@@ -63,7 +63,7 @@ def test_fit_csv_command_writes_the_fits_json_shape(tmp_path):
     assert rc == 0
     (fit_json,) = json.loads(out.read_text())
     assert set(fit_json) == {"law", "target", "params", "se", "ci95", "allocation", "n_points", "extrapolation", "method",
-                             "identified", "unidentified", "identification"}
+                             "identified", "unidentified", "identification", "lack_of_fit"}
     assert fit_json["n_points"] == 240 and fit_json["law"] == "chinchilla"
     assert fit_json["extrapolation"]["n_heldout"] == 48 and fit_json["extrapolation"]["rel_err"] < 0.05
     assert set(fit_json["ci95"]) >= {"E", "A", "B", "alpha", "beta", "a", "N_opt", "D_opt"}

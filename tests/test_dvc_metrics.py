@@ -1,6 +1,7 @@
 """`dvc metrics show` lists each run's headline numbers and each fit's parameters and held-out error."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import yaml
@@ -28,7 +29,9 @@ def test_headline_values_are_the_registry_headlines_of_a_run():
 def test_fit_metrics_is_flat_with_parameters_and_heldout_error():
     r = FitResult("chinchilla", "val_loss/all", {"E": 1.8, "A": 400.0, "B": math.inf, "alpha": 0.3, "beta": 0.3}, {}, {},
                   {"a": 0.5}, 9, {"rel_err": 0.012}, {})
+    r = dataclasses.replace(r, lack_of_fit={"F": 28.3, "p": 0.0027})
     s = FitResult("seed_law", "bleu/translation", {"a": 1.0}, {}, {}, None, 9, None, {})
     assert targets.fit_metrics([r, s]) == {
-        "chinchilla val_loss/all": {"E": 1.8, "A": 400.0, "B": None, "alpha": 0.3, "beta": 0.3, "heldout_rel_err": 0.012},
-        "seed_law bleu/translation": {"a": 1.0, "heldout_rel_err": None}}
+        "chinchilla val_loss/all": {"E": 1.8, "A": 400.0, "B": None, "alpha": 0.3, "beta": 0.3, "heldout_rel_err": 0.012,
+                                    "lack_of_fit_p": 0.0027},
+        "seed_law bleu/translation": {"a": 1.0, "heldout_rel_err": None, "lack_of_fit_p": None}}

@@ -70,7 +70,7 @@ def test_fits_json_is_a_list_of_fits_with_intervals(stage):
     rc, _, fits, log = stage
     assert rc == 0 and isinstance(fits, list)
     keys = {"law", "target", "params", "se", "ci95", "allocation", "n_points", "extrapolation", "method", "identified",
-            "unidentified", "identification"}
+            "unidentified", "identification", "lack_of_fit"}
     assert all(set(f) == keys for f in fits)
     got = {(f["law"], f["target"]) for f in fits}
     for target in ("val_loss/all", "val_loss/translation", "val_loss/classification"):
@@ -88,6 +88,8 @@ def test_fits_json_is_a_list_of_fits_with_intervals(stage):
     assert chin["extrapolation"]["rel_err"] < 0.05
     assert chin["method"]["bootstrap"] == 300 and chin["method"]["bootstrap_used"] + chin["method"]["bootstrap_degenerate"] <= 300
     assert chin["allocation"]["a"] == pytest.approx(chin["params"]["beta"] / (chin["params"]["alpha"] + chin["params"]["beta"]))
+    # one seed per point: the lack-of-fit test has no pure error to set the misses against, and says so
+    assert chin["lack_of_fit"]["p"] is None and chin["lack_of_fit"]["reason"] == "no grid point has seed replicates"
     draws = json.loads((out_dir(stage) / "fit_draws.json").read_text())["chinchilla|val_loss/all"]
     assert len(draws) == 100 and set(draws[0]) == {"E", "A", "B", "alpha", "beta"}
     seed = next(f for f in fits if f["law"] == "seed_law" and f["target"] == "bleu/translation")

@@ -8,9 +8,9 @@ import yaml
 
 from benchmark.config import params as params_mod
 from benchmark.results import db
-from benchmark.results.points import point_stats, points_rows
+from benchmark.results.points import f_sf, point_stats, points_rows
 from benchmark.scaling import crossfit, laws, quality
-from benchmark.scaling.engine import FitSettings, Points, extrapolation_error, fit
+from benchmark.scaling.engine import FitSettings, Points, extrapolation_error, fit, fit_point, lack_of_fit
 from benchmark.stages import collect
 from synthetic_runs import make_grid, write_run
 
@@ -396,3 +396,89 @@ def test_card_says_whether_every_point_is_within_one_percent():
     assert text.startswith("1 of 1 points have seed replicates. Every one is within 1 %")
     assert card.seed_spread_section([row("m", 3, 2, "val_loss", "all", 1.7, None, 1)]).startswith(
         "No grid point has more than one seed: the seed spread is not measured.")
+
+
+# --- (d) lack of fit: a law's form against the seed noise of its own points --------------------------------------
+
+def test_f_distribution_matches_its_closed_forms_and_a_reference():
+    for f in (0.01, 0.5, 3.0, 100.0):
+        assert f_sf(f, 1, 1) == pytest.approx(1 - 2 / math.pi * math.atan(math.sqrt(f)), rel=1e-12)
+        for d2 in (1, 4, 38):
+            assert f_sf(f, 2, d2) == pytest.approx((1 + 2 * f / d2) ** (-d2 / 2), rel=1e-12)
+        for d1 in (1, 3, 14):
+            x = d1 * f / (d1 * f + 2)
+            assert f_sf(f, d1, 2) == pytest.approx(1 - x ** (d1 / 2), rel=1e-10, abs=1e-13)
+    assert f_sf(28.36, 14, 4) == pytest.approx(0.0026764219922077734, rel=1e-10)  # scipy.stats.f.sf, computed once
+    assert f_sf(0.0, 3, 5) == 1.0
+
+
+def test_lack_of_fit_holds_its_level_and_finds_a_wrong_form():
+    """A straight line by least squares, 6 points x 3 replicates: on straight-line data the test rejects at its level
+    and its p is uniform; on a curve whose bend is about the noise it rejects most of the time."""
+    rng = np.random.default_rng(3)
+    x = np.repeat(np.linspace(0.0, 1.0, 6), 3)
+    groups = quality.replicate_groups(None, None, x)
+    X = np.column_stack([np.ones_like(x), x])
+
+    def p_of(y):
+        resid = y - X @ np.linalg.lstsq(X, y, rcond=None)[0]
+        out = quality.lack_of_fit(resid, groups, 2, "metric")
+        assert (out["df_lack"], out["df_pure"], out["n_points"]) == (4, 12, 6)
+        return out["p"]
+
+    sims = 2000
+    right = np.array([p_of(1 + 2 * x + 0.1 * rng.standard_normal(x.size)) for _ in range(sims)])
+    wrong = np.array([p_of(1 + 2 * x + 1.5 * x * x + 0.1 * rng.standard_normal(x.size)) for _ in range(sims)])
+    # binomial standard error of a 5 % rate over 2,000 draws: 0.49 points
+    assert 0.035 < np.mean(right < 0.05) < 0.065 and 0.47 < np.mean(right < 0.5) < 0.53
+    assert np.mean(wrong < 0.05) > 0.95  # 99.5 % measured
+
+
+def test_lack_of_fit_says_why_it_is_not_tested():
+    one = [np.array([i]) for i in range(5)]
+    assert quality.lack_of_fit(np.ones(5), one, 2, "log")["reason"] == "no grid point has seed replicates"
+    two = [np.array([0, 1]), np.array([2, 3])]
+    out = quality.lack_of_fit(np.array([0.1, -0.1, 0.2, 0.0]), two, 2, "log")
+    assert out["p"] is None and out["reason"] == "2 grid points for 2 parameters leave no degree of freedom for it"
+    assert quality.lack_of_fit_words(out) == (
+        "lack of fit not tested (2 grid points for 2 parameters leave no degree of freedom for it)")
+    assert quality.lack_of_fit_words(None) == ""
+
+
+def test_a_law_on_its_own_data_fits_within_the_noise_and_a_wrong_form_does_not(noisy_grid):
+    pts, _, res = noisy_grid
+    lof = res.lack_of_fit
+    # 25 points x 4 seeds: pure error on 75 degrees of freedom, its std within ~20 % of the true 1 %
+    assert (lof["n_points"], lof["df_pure"], lof["df_lack"]) == (25, 75, 20)
+    assert 0.8 * SIGMA < lof["pure_std"] < 1.2 * SIGMA and lof["p"] > quality.LACK_OF_FIT_LEVEL
+    assert quality.lack_of_fit_words(res.to_json()["lack_of_fit"]).endswith(": no lack of fit detected")
+    # The same grid drawn from Kaplan's L(N, D), where the return on data depends on N: chinchilla's additive form
+    # misses it by more than the noise (the default grid's own finding); Kaplan's form does not.
+    rng = np.random.default_rng(11)
+    y = laws.kaplan_nd(pts.N, pts.D, N_c=3e5, D_c=2e6, alpha_N=0.3, alpha_D=0.25) * (1 + SIGMA * rng.standard_normal(pts.n))
+    kap = Points(y=y, N=pts.N, D=pts.D, ids=pts.ids)
+    settings = FitSettings(bootstrap=0)
+    wrong = lack_of_fit("chinchilla", kap, fit_point("chinchilla", kap, settings), settings)
+    right = lack_of_fit("kaplan_nd", kap, fit_point("kaplan_nd", kap, settings), settings)
+    assert wrong["p"] < 1e-3 and wrong["lack_std"] > 2 * wrong["pure_std"], wrong
+    assert right["p"] > quality.LACK_OF_FIT_LEVEL and right["fit"] == "least squares on log y", right
+    words = quality.lack_of_fit_words(wrong)
+    assert words.startswith(f"misses its own grid points by {100 * wrong['lack_std']:.3g} % (root lack-of-fit mean "
+                            f"square) where seeds scatter {100 * wrong['pure_std']:.3g} % (F(20, 75) = ")
+    assert words.endswith(": the law's form does not describe this grid within its seed noise")
+
+
+def test_card_sets_each_law_beside_the_noise_in_sample_too():
+    from benchmark.reporting import card
+
+    lof = {"space": "log", "df_lack": 14, "df_pure": 4, "lack_std": 0.0163, "pure_std": 0.00307, "F": 28.3, "p": 0.0027}
+    fits = [{"law": "chinchilla", "target": "val_loss/all", "identified": False, "identification": "E spans 6 decades",
+             "lack_of_fit": lof},
+            {"law": "two_step", "target": "bleu/translation", "identified": True, "lack_of_fit": None,
+             "extrapolation": {"rel_err": 0.2, "abs_err": 3.47, "seed_std": 1.04}}]
+    text = card.heldout_section(fits, lambda target: not target.startswith("val_loss"))
+    assert ("- chinchilla on val_loss/all: not identified (E spans 6 decades); misses its own grid points by 1.63 % "
+            "(root lack-of-fit mean square) where seeds scatter 0.307 % (F(14, 4) = 28.3, p = 0.0027): the law's form "
+            "does not describe this grid within its seed noise") in text
+    assert "- two_step on bleu/translation: held-out 3.47 points (seed spread 1.04 points): meets the target\n" in text
+    assert "lack-of-fit F test, Draper and Smith 1998" in text

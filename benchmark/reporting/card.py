@@ -231,12 +231,20 @@ def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
     """Per law and target of the local fits (fits.json): the held-out error beside the seed spread of the held-out
     points and whether it meets the targets (words from benchmark.scaling.quality.verdict); downstream(target) says
     whether a target is judged in metric points."""
-    from benchmark.scaling.quality import DOWNSTREAM_ABS_TARGET, LOSS_REL_TARGET, SEED_SPREAD_FACTOR, verdict
+    from benchmark.scaling.quality import (DOWNSTREAM_ABS_TARGET, LACK_OF_FIT_LEVEL, LOSS_REL_TARGET, SEED_SPREAD_FACTOR,
+                                           lack_of_fit_words, verdict)
 
     head = (f"Fitted without the largest-compute points, each law predicts them; a point's observation is the mean of its "
             f"seed replicates. Targets: loss laws within {100 * LOSS_REL_TARGET:g} % and within {SEED_SPREAD_FACTOR:g}x the "
-            f"seed spread of the held-out points; downstream laws within {DOWNSTREAM_ABS_TARGET:g} points.")
-    lines = [f"- {md_cell(verdict(f, downstream(f['target'])))}" for f in sorted(fits, key=lambda f: (f["target"], f["law"]))]
+            f"seed spread of the held-out points; downstream laws within {DOWNSTREAM_ABS_TARGET:g} points. Fitted on every "
+            f"point, each law's misses are also set beside the seed noise of the replicated points (lack-of-fit F test, "
+            f"Draper and Smith 1998, Sec. 2.1): where p < {LACK_OF_FIT_LEVEL:g}, the law's form, not the noise, limits it.")
+
+    def line(f) -> str:
+        lof = lack_of_fit_words(f.get("lack_of_fit"))
+        return f"- {md_cell(verdict(f, downstream(f['target'])) + (f'; {lof}' if lof else ''))}"
+
+    lines = [line(f) for f in sorted(fits, key=lambda f: (f["target"], f["law"]))]
     return "\n".join([head, "", *(lines or ["No fits in this release."]), ""])
 
 

@@ -36,6 +36,41 @@ def chi2_quantile(q: float, k: int) -> float:
     return (lo + hi) / 2
 
 
+def beta_reg(x: float, a: float, b: float) -> float:
+    """The regularized incomplete beta function I_x(a, b), by its continued fraction (DLMF 8.17.22) evaluated with
+    the modified Lentz method, on the side of x where it converges fast (I_x(a, b) = 1 - I_{1-x}(b, a))."""
+    if x <= 0:
+        return 0.0
+    if x >= 1:
+        return 1.0
+    if x > (a + 1) / (a + b + 2):
+        return 1.0 - beta_reg(1.0 - x, b, a)
+    front = math.exp(a * math.log(x) + b * math.log1p(-x) + math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)) / a
+    tiny = 1e-300
+    c, d = 1.0, 1.0 - (a + b) * x / (a + 1)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    frac = d
+    for m in range(1, 1000):
+        for num in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                    -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + num * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + num / c
+            c = c if abs(c) > tiny else tiny
+            frac *= c * d
+        if abs(c * d - 1.0) < 1e-15:
+            break
+    return min(max(front * frac, 0.0), 1.0)
+
+
+def f_sf(f: float, d1: int, d2: int) -> float:
+    """P(F > f) for F with (d1, d2) degrees of freedom: I_{d2 / (d2 + d1 f)}(d2 / 2, d1 / 2) (Abramowitz and Stegun
+    1964, 26.6.2)."""
+    if f <= 0:
+        return 1.0
+    return beta_reg(d2 / (d2 + d1 * f), d2 / 2, d1 / 2)
+
+
 def std_interval(std: float, n: int, level: float = STD_LEVEL) -> tuple[float, float]:
     """Interval for a standard deviation estimated (ddof 1) from n draws of a normal distribution: the chi-square
     interval std * sqrt((n-1) / chi2_{(1+level)/2, n-1}) .. std * sqrt((n-1) / chi2_{(1-level)/2, n-1}) (NIST/SEMATECH

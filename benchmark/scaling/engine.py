@@ -91,6 +91,7 @@ class FitResult:
     identified: bool = True  # False: reported as "not identified (identification)", not as numbers (quality.identify)
     unidentified: list[str] = field(default_factory=list)  # the parameters that are not
     identification: str = ""  # why not
+    lack_of_fit: dict | None = None  # the form against its points' seed noise (quality.lack_of_fit); None: not tested
 
     def to_json(self) -> dict:
         """The fits.json object: plain floats (NaN and inf become None); draws are left out."""
@@ -292,9 +293,28 @@ def assess(res: FitResult, y_range: tuple[float, float] | None = None, names: tu
     return dataclasses.replace(res, identified=ok, unidentified=bad, identification=why)
 
 
+def lack_of_fit(law: str, pts: Points, point: PointFit, settings: FitSettings = FitSettings(),
+                y_range: tuple[float, float] | None = None) -> dict:
+    """quality.lack_of_fit of a law on its points. The F test is a least-squares one: a loss law (fitted by Huber on
+    log residuals) is refitted by least squares on the log, a metric law's fit already is one."""
+    spec = LAWS[law]
+    if spec.space == "log":
+        try:
+            point = fit_point(law, pts, dataclasses.replace(settings, delta=math.inf), y_range)
+        except FitError as e:
+            return {"space": spec.space, "F": None, "p": None, "reason": f"no least-squares fit: {e}"}
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pred = spec.predict(point.params, **{k: getattr(pts, k) for k in spec.inputs})
+        resid = np.log(pts.y) - np.log(pred) if spec.space == "log" else pts.y - pred
+    out = quality.lack_of_fit(resid, quality.replicate_groups(pts.N, pts.D, pts.C), len(spec.params), spec.space)
+    out["fit"] = "least squares on log y" if spec.space == "log" else "least squares on the metric (the fit itself)"
+    return out
+
+
 def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: str = "", holdout: bool = True,
         y_range: tuple[float, float] | None = None) -> FitResult:
-    """Point fit, bootstrap intervals, allocation (chinchilla), held-out extrapolation error and identification;
+    """Point fit, bootstrap intervals, allocation (chinchilla), held-out extrapolation error, lack-of-fit test and
+    identification;
     y_range: the target metric's range (a bounded law's levels stay inside it; predictions outside are absurd)."""
     point = fit_point(law, pts, settings, y_range)
     samples, n_used, n_degenerate = bootstrap(law, pts, point, settings) if settings.bootstrap else ({}, 0, 0)
@@ -323,7 +343,8 @@ def fit(law: str, pts: Points, settings: FitSettings = FitSettings(), target: st
         method["extrapolation_skipped"] = why
     names = LAWS[law].params
     draws = [{k: float(samples[k][i]) for k in names} for i in range(min(N_DRAWS, n_used))] if samples else []
-    return assess(FitResult(law, target, point.params, se, ci, allocation, pts.n, extra, method, draws), y_range)
+    return assess(FitResult(law, target, point.params, se, ci, allocation, pts.n, extra, method, draws,
+                            lack_of_fit=lack_of_fit(law, pts, point, settings, y_range)), y_range)
 
 
 def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str = "",
@@ -353,7 +374,7 @@ def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str
     if why:
         method["extrapolation_skipped"] = why
     res = dataclasses.replace(step2, law="two_step", params={**step1.params, **step2.params}, extrapolation=extra,
-                              method=method, draws=[])
+                              method=method, draws=[], lack_of_fit=None)  # two fits: no one least-squares F test
     return assess(res, y_range, LAWS["sigmoid_loss"].params, law="sigmoid_loss")
 
 

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import numpy as np
 
-from benchmark.results.points import point_index, point_stats
+from benchmark.results.points import f_sf, point_index, point_stats
 
 UNIDENTIFIED_DECADES = 6.0  # a 95 % interval wider than a factor 10^6 (or an SE 10^6 x the estimate): not pinned down
 AT_BOUND = 1e-8             # a parameter bounded below by 0 with an estimate under this sits at its bound (E -> 0)
@@ -19,6 +19,7 @@ LOSS_REL_TARGET = 0.03      # a loss law predicts the held-out points within 3 %
 SEED_SPREAD_FACTOR = 2.0    # ... and within twice their measured seed spread
 DOWNSTREAM_ABS_TARGET = 5.0  # a downstream law within 5 points (BLEU, ROUGE, accuracy: [0, 100])
 SEED_REL_TARGET = 0.01      # a grid point's seed-to-seed std of validation loss within 1 % of its mean (Deliver 3)
+LACK_OF_FIT_LEVEL = 0.05    # a law's form misses its own points by more than seed noise when the F test's p is below this
 # Standard errors of the test and validation sets at the largest grid point (Deliver 4): the loss's relative to its
 # value, the bounded metrics' in their points.
 SE_TARGETS = {"val_loss": ("relative", 0.005), "bleu": ("points", 0.7), "rougeL": ("points", 0.7),
@@ -51,6 +52,54 @@ def within_seed_spread(rel_err: float | None, abs_err: float, spread: dict) -> b
     if spread.get("seed_std") is not None:
         return bool(abs_err <= SEED_SPREAD_FACTOR * spread["seed_std"])
     return None
+
+
+def lack_of_fit(resid: np.ndarray, groups: Sequence[np.ndarray], n_params: int, space: str) -> dict:
+    """The lack-of-fit F test of a least-squares fit against the pure error of its replicates (Draper and Smith 1998,
+    Applied Regression Analysis, Sec. 2.1; NIST/SEMATECH e-Handbook of Statistical Methods, 4.4.4.3): can the law's
+    form describe its own points within their seed noise? resid: the fit's residuals (log y - log y_hat for a loss
+    law, so relative; y - y_hat for a metric) on every run; groups: the runs of each grid point (replicate_groups).
+    The residual sum of squares splits into pure error (replicates about their point's mean, n - m degrees of
+    freedom for n runs at m points) and lack of fit (the rest, m - p for p parameters); F is their ratio of mean
+    squares, and p = P(F' > F) for F' with (m - p, n - m) degrees of freedom. A small p says the misses are larger
+    than seed noise explains: the form, not the noise, limits the law (and its extrapolation). F and p are None
+    without replicates or without more grid points than parameters (`reason` says which)."""
+    r = np.asarray(resid, dtype=float)
+    m = len(groups)
+    ss_res = float(np.sum(r * r))
+    ss_pure = float(sum(np.sum((r[g] - r[g].mean()) ** 2) for g in groups))  # = replicates about their mean
+    df_pure, df_lack = int(r.size - m), int(m - n_params)
+    out = {"space": space, "n_runs": int(r.size), "n_points": m, "n_params": int(n_params), "df_lack": df_lack,
+           "df_pure": df_pure, "rms": math.sqrt(ss_res / r.size) if r.size else None,
+           "pure_std": math.sqrt(ss_pure / df_pure) if df_pure > 0 else None,
+           "lack_std": math.sqrt(max(ss_res - ss_pure, 0.0) / df_lack) if df_lack > 0 else None,
+           "F": None, "p": None, "reason": ""}
+    if not np.all(np.isfinite(r)):
+        out["reason"] = "a residual is not finite"
+    elif df_pure == 0:
+        out["reason"] = "no grid point has seed replicates"
+    elif df_lack <= 0:
+        out["reason"] = f"{m} grid point{'' if m == 1 else 's'} for {n_params} parameters leave no degree of freedom for it"
+    elif ss_pure == 0:
+        out["reason"] = "the replicates are identical"
+    else:
+        F = (max(ss_res - ss_pure, 0.0) / df_lack) / (ss_pure / df_pure)
+        out.update(F=F, p=f_sf(F, df_lack, df_pure))
+    return out
+
+
+def lack_of_fit_words(lof: dict | None) -> str:
+    """One sentence on a fit's lack-of-fit test (lack_of_fit), for the card; empty without one."""
+    if not lof:
+        return ""
+    if lof.get("p") is None:
+        return f"lack of fit not tested ({lof.get('reason') or 'no test'})"
+    unit = _pct if lof["space"] == "log" else (lambda x: f"{x:.3g} points")
+    head = (f"misses its own grid points by {unit(lof['lack_std'])} (root lack-of-fit mean square) where seeds scatter "
+            f"{unit(lof['pure_std'])} (F({lof['df_lack']}, {lof['df_pure']}) = {lof['F']:.3g}, p = {lof['p']:.2g})")
+    if lof["p"] < LACK_OF_FIT_LEVEL:
+        return head + ": the law's form does not describe this grid within its seed noise"
+    return head + ": no lack of fit detected"
 
 
 def at_bound(est: float, lower: float) -> bool:

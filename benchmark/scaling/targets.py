@@ -158,10 +158,11 @@ def heldout_table(results: list[FitResult]) -> str:
 
 
 def fit_metrics(results: list[FitResult]) -> dict[str, dict[str, float | None]]:
-    """'<law> <target>' -> its parameters and held-out mean |relative error|: the flat DVC metrics file
-    (leaderboard/fit_metrics.json) that `dvc metrics show` and `dvc exp show` list."""
+    """'<law> <target>' -> its parameters, held-out mean |relative error| and lack-of-fit p (quality.lack_of_fit): the
+    flat DVC metrics file (leaderboard/fit_metrics.json) that `dvc metrics show` and `dvc exp show` list."""
     return {f"{r.law} {r.target}": {**{k: _finite(v) for k, v in r.params.items()},
-                                    "heldout_rel_err": _finite((r.extrapolation or {}).get("rel_err"))} for r in results}
+                                    "heldout_rel_err": _finite((r.extrapolation or {}).get("rel_err")),
+                                    "lack_of_fit_p": _finite((r.lack_of_fit or {}).get("p"))} for r in results}
 
 
 def _finite(v):
