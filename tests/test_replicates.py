@@ -482,3 +482,34 @@ def test_card_sets_each_law_beside_the_noise_in_sample_too():
             "does not describe this grid within its seed noise") in text
     assert "- two_step on bleu/translation: held-out 3.47 points (seed spread 1.04 points): meets the target\n" in text
     assert "lack-of-fit F test, Draper and Smith 1998" in text
+
+
+def test_residual_figure_draws_each_law_s_misses_against_the_seed_noise():
+    from benchmark.reporting import figures
+
+    # two sizes x two token counts, the first point with 3 seeds whose losses are 1 %, 2 % and 3 % above the law
+    grid = [("s", 3e4, 3e5, [1.01, 1.02, 1.03]), ("s", 3e4, 6e5, [1.0]), ("l", 1e5, 3e5, [0.98]), ("l", 1e5, 6e5, [1.0])]
+    runs, loss = [], {}
+    for size, n, d, factors in grid:
+        for seed, k in enumerate(factors):
+            rid = f"{size}-{int(d)}-s{seed}"
+            runs.append({"run_id": rid, "model_size": size, "n_params": int(n), "tokens": int(d) + seed, "flops": 6 * n * d,
+                         "seed": seed})
+            loss[rid] = k * float(laws.chinchilla(n, d + seed, **TRUE))
+    fit_ = {"law": "chinchilla", "target": "val_loss/all", "params": TRUE, "identified": True,
+            "extrapolation": {"cutoff_flops": 6 * 1e5 * 6e5},
+            "lack_of_fit": {"lack_std": 0.0163, "pure_std": 0.004, "F": 28.3, "p": 0.0027}}
+    pts = figures.residual_points(runs, loss, fit_, laws.LAWS["chinchilla"].predict)
+    C, V, err = pts["s"]
+    assert V == pytest.approx([2.0, 0.0]) and err == pytest.approx([1.0, 0.0])  # mean and std of 1, 2, 3 %
+    assert pts["l"][1] == pytest.approx([-2.0, 0.0])
+    fig = figures.residuals(runs, loss, [fit_, {**fit_, "law": "kaplan_nd", "identified": False, "lack_of_fit": None,
+                                                "params": {"N_c": 1e5, "D_c": 1e6, "alpha_N": 0.3, "alpha_D": 0.3}}],
+                            {"chinchilla": laws.LAWS["chinchilla"].predict, "kaplan_nd": laws.LAWS["kaplan_nd"].predict})
+    left, right = fig.axes
+    assert left.get_title() == ("chinchilla on val_loss/all\nmisses 1.6 % where seeds scatter 0.4 % (p = 0.0027)")
+    assert right.get_title() == "kaplan_nd on val_loss/all (not identified)"
+    (band,) = [p for p in left.patches if p.get_label().startswith("±2 × seed spread")]
+    assert band.get_y() == pytest.approx(-0.8) and band.get_height() == pytest.approx(1.6)  # +-2 x 0.4 %
+    assert not [p for p in right.patches if p.get_label().startswith("±2")]  # no pure error: no band
+    assert [t.get_text() for t in left.get_xticklabels()] == ["5.4e+10", "1.1e+11", "1.8e+11", "3.6e+11"]  # its budgets

@@ -311,3 +311,61 @@ def learning_curves(runs: list[dict], curves: list[dict]):
         row[0].set_ylabel("loss (nats / token)")
     fig.suptitle("Learning curves: train and validation loss within each run", fontsize=9)
     return fig
+
+
+def residual_points(runs: list[dict], loss: dict[str, float], fit: dict, predict) -> dict[str, tuple[np.ndarray, ...]]:
+    """size -> (C, mean, seed std) per grid point of 100 (L / L_hat - 1), the law's miss in % of its prediction for
+    each run (fit["params"] through predict(params, N=, D=)), replicates pooled as in loss_vs_compute."""
+    rs = [r for r in runs if r["run_id"] in loss]
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        miss = {r["run_id"]: float(100.0 * (loss[r["run_id"]] / predict(fit["params"], N=np.array([float(r["n_params"])]),
+                                                                        D=np.array([float(r["tokens"])]))[0] - 1.0))
+                for r in rs}
+    return {size: _means(g, miss) for size, g in _by_size(rs).items()}
+
+
+def residuals(runs: list[dict], loss: dict[str, float], fits: Sequence[dict], predict: dict):
+    """Each loss law's misses on its own grid (validation loss over the law's prediction, in %) against compute, one
+    panel per law, each point the mean of its replicates with their seed std as error bars, points held out of the
+    extrapolation hollow. The grey band is +-2 x the pure error of the lack-of-fit test (the replicates' spread,
+    benchmark.scaling.quality.lack_of_fit): a law whose form describes the grid keeps its points inside it with no
+    trend in C; a pattern outside it is the form's, and more seeds will not remove it."""
+    plt = _plt()
+    n = max(1, len(fits))
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 1.4, 3.4), sharey=True, squeeze=False)
+    styles = size_styles(list(_by_size([r for r in runs if r["run_id"] in loss])))
+    for ax, f in zip(axes[0], fits):
+        cutoff = (f.get("extrapolation") or {}).get("cutoff_flops")
+        budgets = set()
+        for size, (C, V, err) in residual_points(runs, loss, f, predict[f["law"]]).items():
+            n_params = next(r["n_params"] for r in runs if r["model_size"] == size)
+            _points(ax, C, V, err, styles[size], cutoff, label=f"{size} (N={n_params / 1e6:.2g}M)")
+            budgets |= set(C.tolist())
+        lof = f.get("lack_of_fit") or {}
+        if lof.get("pure_std"):
+            band = 200.0 * lof["pure_std"]
+            ax.axhspan(-band, band, color="0.85", zorder=0, label="±2 × seed spread (pure error)")
+        ax.axhline(0.0, color="k", linewidth=0.8)
+        ax.set_xscale("log")
+        ax.set_xlabel("training compute C = 6ND (FLOP)")
+        title = f"{f['law']} on {f['target']}" + ("" if f.get("identified", True) else " (not identified)")
+        if lof.get("p") is not None:
+            title += (f"\nmisses {100 * lof['lack_std']:.2g} % where seeds scatter {100 * lof['pure_std']:.2g} % "
+                      f"(p = {lof['p']:.2g})")
+        ax.set_title(title, fontsize=8)
+        from matplotlib.ticker import NullFormatter, NullLocator
+
+        from benchmark.scaling.laws import group_budgets
+
+        levels = sorted(float(np.mean([sorted(budgets)[i] for i in g])) for g in group_budgets(sorted(budgets)))
+        if 0 < len(levels) <= 8:  # ticks at the grid's compute budgets: a factor-8 axis has a single decade label
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.set_xticks(levels, [f"{c:.2g}" for c in levels])
+        if cutoff is not None and ax is axes[0][-1]:
+            ax.plot([], [], linestyle="none", marker="o", markerfacecolor="white", markeredgecolor="k",
+                    label="held out of the extrapolation check")
+    axes[0][-1].legend(fontsize=6, frameon=False, loc="upper left", bbox_to_anchor=(1.02, 1.0))  # one legend, outside
+    axes[0][0].set_ylabel("validation loss / law − 1 (%)")
+    fig.suptitle("Residuals: each loss law fitted to every run, against the seed noise", fontsize=9)
+    return fig

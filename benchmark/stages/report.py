@@ -89,6 +89,10 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: li
     fig = figures.loss_vs_compute(done, loss, chin, draws.get(f"chinchilla|{LOSS_TARGET}"), cutoff,
                                   LAWS["chinchilla"].predict)
     written += figures.save(fig, out / "loss_vs_compute")
+    loss_laws = [f for f in (_find(fits, law, LOSS_TARGET) for law in ("chinchilla", "kaplan_nd")) if f is not None]
+    if loss_laws:
+        written += figures.save(figures.residuals(done, loss, loss_laws, {f["law"]: LAWS[f["law"]].predict for f in loss_laws}),
+                                out / "residuals")
     # IsoFLOP budgets straight from the runs (the approach2 fit may have found no interior minimum).
     from benchmark.scaling.laws import group_budgets
 
