@@ -241,7 +241,8 @@ def test_errors_are_one_line_and_name_rows():
     ids = tuple(f"run-{i}" for i in range(9))
     with pytest.raises(FitError, match="5 parameters but only 4 points"):
         fitting.fit_point("chinchilla", Points(y=y[:4], N=N[:4], D=D[:4]))
-    with pytest.raises(FitError, match="variation in D: at least 3 distinct values, but the 9 points have 1"):
+    with pytest.raises(FitError, match=r"variation in D: at least 3 distinct values \(seed replicates, a few tokens "
+                                       r"apart, count once\), but the 9 points have 1"):
         fitting.fit_point("chinchilla", Points(y=y, N=N, D=np.full(9, 1e9)))
     with pytest.raises(FitError, match="vary independently"):
         fitting.fit_point("chinchilla", Points(y=y, N=N, D=20 * N))  # fixed tokens per parameter

@@ -439,9 +439,9 @@ def test_lack_of_fit_says_why_it_is_not_tested():
     assert quality.lack_of_fit(np.ones(5), one, 2, "log")["reason"] == "no grid point has seed replicates"
     two = [np.array([0, 1]), np.array([2, 3])]
     out = quality.lack_of_fit(np.array([0.1, -0.1, 0.2, 0.0]), two, 2, "log")
-    assert out["p"] is None and out["reason"] == "2 grid points for 2 parameters leave no degree of freedom for it"
+    assert out["p"] is None and out["reason"] == "2 grid points for 2 parameters: no degree of freedom left for it"
     assert quality.lack_of_fit_words(out) == (
-        "lack of fit not tested (2 grid points for 2 parameters leave no degree of freedom for it)")
+        "lack of fit not tested (2 grid points for 2 parameters: no degree of freedom left for it)")
     assert quality.lack_of_fit_words(None) == ""
 
 
@@ -513,3 +513,19 @@ def test_residual_figure_draws_each_law_s_misses_against_the_seed_noise():
     assert band.get_y() == pytest.approx(-0.8) and band.get_height() == pytest.approx(1.6)  # +-2 x 0.4 %
     assert not [p for p in right.patches if p.get_label().startswith("±2")]  # no pure error: no band
     assert [t.get_text() for t in left.get_xticklabels()] == ["5.4e+10", "1.1e+11", "1.8e+11", "3.6e+11"]  # its budgets
+
+
+def test_replicates_of_one_point_are_one_level_when_a_law_needs_variation():
+    """Three seeds of one point stop a few tokens apart: their D are 3 raw values but 1 level, so L(D) is not fitted to
+    them (it was, and 'met' the held-out target on one point); 2 levels a factor 2 apart are enough for its 2
+    parameters."""
+    from benchmark.scaling.engine import FitError, check
+
+    N = np.full(3, 1.66e5)
+    D = np.array([1_000_398.0, 1_000_512.0, 1_000_200.0])
+    with pytest.raises(FitError, match=r"kaplan_d needs variation in D: at least 2 distinct values \(seed replicates, "
+                                       r"a few tokens apart, count once\), but the 3 points have 1"):
+        check("kaplan_d", Points(y=np.array([1.42, 1.43, 1.425]), N=N, D=D))
+    check("kaplan_d", Points(y=np.array([1.42, 1.43, 1.3]), N=N, D=np.array([1e6, 1.0002e6, 2e6])))
+    # a loss as a law's input is not a grid coordinate: every distinct value counts
+    check("sigmoid_loss", Points(y=np.array([10.0, 12.0, 15.0, 20.0]), L=np.array([2.0, 1.995, 1.99, 1.985])))

@@ -131,9 +131,11 @@ def check(law: str, pts: Points) -> None:
     if pts.n < p:
         raise FitError(f"{law} has {p} parameters but only {pts.n} points")
     for name, need in spec.min_distinct.items():
-        have = np.unique(getattr(pts, name)).size
+        have = _levels(getattr(pts, name)) if name in GRID_INPUTS else np.unique(getattr(pts, name)).size
         if have < need:
-            raise FitError(f"{law} needs variation in {name}: at least {need} distinct values, but the {pts.n} points have {have}")
+            counted = " (seed replicates, a few tokens apart, count once)" if name in GRID_INPUTS else ""
+            raise FitError(f"{law} needs variation in {name}: at least {need} distinct values{counted}, but the {pts.n} "
+                           f"points have {have}")
     if {"N", "D"} <= set(spec.inputs):
         X = np.column_stack([np.ones(pts.n), np.log(pts.N)])
         resid = np.log(pts.D) - X @ np.linalg.lstsq(X, np.log(pts.D), rcond=None)[0]
@@ -141,6 +143,21 @@ def check(law: str, pts: Points) -> None:
             raise FitError(f"{law} needs N and D to vary independently, but D is a fixed power of N in all {pts.n} points")
     if spec.space == "metric" and np.ptp(pts.y) == 0:
         raise FitError(f"{law}: the target is constant ({pts.y[0]:g}) over all {pts.n} points")
+
+
+GRID_INPUTS = ("N", "D", "C")  # a grid's coordinates: replicates of a point differ in D and C by a few tokens only
+
+
+def _levels(v: np.ndarray) -> int:
+    """Distinct values of a grid coordinate, values within the replicate tolerance of a level's smallest counted once
+    (benchmark.results.points.REPLICATE_TOLERANCE): 3 seeds of one point are one D, not 3."""
+    from benchmark.results.points import REPLICATE_TOLERANCE
+
+    out, start = 0, None
+    for x in np.sort(np.asarray(v, dtype=float)):
+        if start is None or x > (1.0 + REPLICATE_TOLERANCE) * start:
+            out, start = out + 1, x
+    return out
 
 
 def _rows(ids) -> str:

@@ -79,7 +79,7 @@ def lack_of_fit(resid: np.ndarray, groups: Sequence[np.ndarray], n_params: int, 
     elif df_pure == 0:
         out["reason"] = "no grid point has seed replicates"
     elif df_lack <= 0:
-        out["reason"] = f"{m} grid point{'' if m == 1 else 's'} for {n_params} parameters leave no degree of freedom for it"
+        out["reason"] = f"{m} grid point{'' if m == 1 else 's'} for {n_params} parameters: no degree of freedom left for it"
     elif ss_pure == 0:
         out["reason"] = "the replicates are identical"
     else:
