@@ -229,8 +229,9 @@ def precision_section(runs: Sequence[Mapping[str, Any]], metrics: Sequence[Mappi
 
 def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
     """Per law and target of the local fits (fits.json): the held-out error beside the seed spread of the held-out
-    points and whether it meets the targets (words from benchmark.scaling.quality.verdict); downstream(target) says
-    whether a target is judged in metric points."""
+    points and whether it meets the targets (words from benchmark.scaling.quality.verdict), then the law's lack-of-fit
+    test on every point (quality.lack_of_fit_words); downstream(target) says whether a target is judged in metric
+    points."""
     from benchmark.scaling.quality import (DOWNSTREAM_ABS_TARGET, LACK_OF_FIT_LEVEL, LOSS_REL_TARGET, SEED_SPREAD_FACTOR,
                                            lack_of_fit_words, verdict)
 
