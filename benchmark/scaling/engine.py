@@ -315,6 +315,9 @@ def lack_of_fit(law: str, pts: Points, point: PointFit, settings: FitSettings = 
     """quality.lack_of_fit of a law on its points. The F test is a least-squares one: a loss law (fitted by Huber on
     log residuals) is refitted by least squares on the log, a metric law's fit already is one."""
     spec = LAWS[law]
+    groups = quality.replicate_groups(pts.N, pts.D, pts.C)
+    if all(len(g) == 1 for g in groups):  # no pure error to test against: spare the refit
+        return {"space": spec.space, "F": None, "p": None, "reason": quality.NO_REPLICATES}
     if spec.space == "log":
         try:
             point = fit_point(law, pts, dataclasses.replace(settings, delta=math.inf), y_range)
@@ -323,7 +326,7 @@ def lack_of_fit(law: str, pts: Points, point: PointFit, settings: FitSettings = 
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         pred = spec.predict(point.params, **{k: getattr(pts, k) for k in spec.inputs})
         resid = np.log(pts.y) - np.log(pred) if spec.space == "log" else pts.y - pred
-    out = quality.lack_of_fit(resid, quality.replicate_groups(pts.N, pts.D, pts.C), len(spec.params), spec.space)
+    out = quality.lack_of_fit(resid, groups, len(spec.params), spec.space)
     out["fit"] = "least squares on log y" if spec.space == "log" else "least squares on the metric (the fit itself)"
     return out
 

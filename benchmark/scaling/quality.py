@@ -20,6 +20,7 @@ SEED_SPREAD_FACTOR = 2.0    # ... and within twice their measured seed spread
 DOWNSTREAM_ABS_TARGET = 5.0  # a downstream law within 5 points (BLEU, ROUGE, accuracy: [0, 100])
 SEED_REL_TARGET = 0.01      # a grid point's seed-to-seed std of validation loss within 1 % of its mean (Deliver 3)
 LACK_OF_FIT_LEVEL = 0.05    # a law's form misses its own points by more than seed noise when the F test's p is below this
+NO_REPLICATES = "no grid point has seed replicates"  # why a lack-of-fit test was not made
 # Standard errors of the test and validation sets at the largest grid point (Deliver 4): the loss's relative to its
 # value, the bounded metrics' in their points.
 SE_TARGETS = {"val_loss": ("relative", 0.005), "bleu": ("points", 0.7), "rougeL": ("points", 0.7),
@@ -77,7 +78,7 @@ def lack_of_fit(resid: np.ndarray, groups: Sequence[np.ndarray], n_params: int, 
     if not np.all(np.isfinite(r)):
         out["reason"] = "a residual is not finite"
     elif df_pure == 0:
-        out["reason"] = "no grid point has seed replicates"
+        out["reason"] = NO_REPLICATES
     elif df_lack <= 0:
         out["reason"] = f"{m} grid point{'' if m == 1 else 's'} for {n_params} parameters: no degree of freedom left for it"
     elif ss_pure == 0:
