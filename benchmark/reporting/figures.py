@@ -330,6 +330,10 @@ def residuals(runs: list[dict], loss: dict[str, float], fits: Sequence[dict], pr
     extrapolation hollow. The grey band is +-2 x the pure error of the lack-of-fit test (the replicates' spread,
     benchmark.scaling.quality.lack_of_fit): a law whose form describes the grid keeps its points inside it with no
     trend in C; a pattern outside it is the form's, and more seeds will not remove it."""
+    from matplotlib.ticker import NullFormatter, NullLocator
+
+    from benchmark.scaling.laws import group_budgets
+
     plt = _plt()
     n = max(1, len(fits))
     fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 1.4, 3.4), sharey=True, squeeze=False)
@@ -353,11 +357,8 @@ def residuals(runs: list[dict], loss: dict[str, float], fits: Sequence[dict], pr
             title += (f"\nmisses {100 * lof['lack_std']:.2g} % where seeds scatter {100 * lof['pure_std']:.2g} % "
                       f"(p = {lof['p']:.2g})")
         ax.set_title(title, fontsize=8)
-        from matplotlib.ticker import NullFormatter, NullLocator
-
-        from benchmark.scaling.laws import group_budgets
-
-        levels = sorted(float(np.mean([sorted(budgets)[i] for i in g])) for g in group_budgets(sorted(budgets)))
+        Cs = np.array(sorted(budgets))
+        levels = [float(Cs[g].mean()) for g in group_budgets(Cs)]
         if 0 < len(levels) <= 8:  # ticks at the grid's compute budgets: a factor-8 axis has a single decade label
             ax.xaxis.set_minor_locator(NullLocator())
             ax.xaxis.set_minor_formatter(NullFormatter())

@@ -150,14 +150,12 @@ GRID_INPUTS = ("N", "D", "C")  # a grid's coordinates: replicates of a point dif
 
 def _levels(v: np.ndarray) -> int:
     """Distinct values of a grid coordinate, values within the replicate tolerance of a level's smallest counted once
-    (benchmark.results.points.REPLICATE_TOLERANCE): 3 seeds of one point are one D, not 3."""
+    (benchmark.results.points.REPLICATE_TOLERANCE, grouped as laws.group_budgets groups): 3 seeds of one point are one
+    D, not 3."""
     from benchmark.results.points import REPLICATE_TOLERANCE
+    from benchmark.scaling.laws import group_budgets
 
-    out, start = 0, None
-    for x in np.sort(np.asarray(v, dtype=float)):
-        if start is None or x > (1.0 + REPLICATE_TOLERANCE) * start:
-            out, start = out + 1, x
-    return out
+    return len(group_budgets(v, REPLICATE_TOLERANCE))
 
 
 def _rows(ids) -> str:
