@@ -358,6 +358,26 @@ def test_card_and_latex_print_not_identified_instead_of_numbers():
         [{"law": "sigmoid_compute", "target": "bleu/translation", "identified": False, "identification": "k has no bootstrap interval"}])
 
 
+def test_phases_section_says_what_each_budget_observed():
+    """A sigmoid the grid does not identify still says how far its metric moved: the highest and lowest point per
+    compute budget (runs within the tolerance share one), from the points table's seed means."""
+    from benchmark.reporting import card
+
+    def row(n, d, mean, metric="accuracy", task="classification"):
+        return {"metric": metric, "task": task, "n_params": n, "tokens": d, "flops": 6.0 * n * d, "mean": mean}
+
+    points = [row(1e4, 2e6, 50.5), row(2e4, 1.05e6, 48.0), row(4e4, 2e6, 53.0), row(8e4, 1.02e6, 51.0),
+              row(1e4, 2e6, 9.0, metric="bleu", task="translation")]
+    fits = [{"law": "sigmoid_compute", "target": "accuracy/classification", "identified": False,
+             "identification": "k has no bootstrap interval"}]
+    text = card.phases_section(fits, points, tolerance=0.15)
+    assert ("- accuracy/classification: not identified (k has no bootstrap interval); observed, highest (lowest) point "
+            "per budget: C1 1.23e+11 FLOP 50.5 (48), C2 4.85e+11 FLOP 53 (51)") in text
+    assert card.budget_levels(points, "rougeL/summarization") == ""
+    # a tolerance that parts the two runs of a budget gives each its own level
+    assert card.budget_levels(points, "accuracy/classification", tolerance=0.01).count("FLOP") == 4
+
+
 def test_card_says_whether_every_point_is_within_one_percent():
     from benchmark.reporting import card
 

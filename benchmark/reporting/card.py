@@ -249,15 +249,20 @@ def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
     return "\n".join([head, "", *(lines or ["No fits in this release."]), ""])
 
 
-def phases_section(fits: Sequence[Mapping[str, Any]]) -> str:
+def phases_section(fits: Sequence[Mapping[str, Any]], points: Sequence[Mapping[str, Any]] = (),
+                   tolerance: float = 0.15) -> str:
     """Where growth slows, per downstream metric (sigmoid of log C, Owen 2024): the inflection C_mid and C_slowdown,
-    where the gain per doubling of compute has fallen to half its peak, with 95 % bootstrap intervals."""
+    where the gain per doubling of compute has fallen to half its peak, with 95 % bootstrap intervals; then what the
+    grid observed (`budget_levels` over the `points` table's rows), so that a sigmoid the grid does not identify says
+    how far the metric moved."""
     lines = []
     for f in sorted(fits, key=lambda f: f["target"]):
         if f["law"] != "sigmoid_compute":
             continue
+        seen = budget_levels(points, f["target"], tolerance)
         if f.get("identified") is False:
-            lines.append(f"- {md_cell(f['target'])}: not identified ({md_cell(f.get('identification') or '')})")
+            lines.append(f"- {md_cell(f['target'])}: not identified ({md_cell(f.get('identification') or '')})"
+                         + (f"; {seen}" if seen else ""))
             continue
         parts = []
         for name, what in (("C_mid", "inflection"), ("C_slowdown", "growth slows past")):
@@ -266,8 +271,28 @@ def phases_section(fits: Sequence[Mapping[str, Any]]) -> str:
                 parts.append(f"{what}: –")
                 continue
             parts.append(f"{what} {name} = {est:.3g} FLOP " + (f"[{ci[0]:.3g}, {ci[1]:.3g}]" if ci else "(no interval)"))
-        lines.append(f"- {md_cell(f['target'])}: " + "; ".join(parts))
+        lines.append(f"- {md_cell(f['target'])}: " + "; ".join(parts + ([seen] if seen else [])))
     return "\n".join(lines or ["No sigmoid of log C was fitted."]) + "\n"
+
+
+def budget_levels(points: Sequence[Mapping[str, Any]], target: str, tolerance: float = 0.15) -> str:
+    """The metric `target` ("metric/task") on each compute budget of the grid (runs within `tolerance` of each other's
+    C, laws.group_budgets): its highest point's mean over seeds, and its lowest, as "observed, highest (lowest) point
+    per budget: C1 1.25e+11 FLOP 3.42 (2.61), ...". Empty without such points."""
+    import numpy as np
+
+    from benchmark.scaling.laws import group_budgets
+
+    metric, _, task = target.partition("/")
+    rows = [p for p in points if p["metric"] == metric and p["task"] == task and p.get("mean") is not None]
+    if not rows:
+        return ""
+    C = np.array([float(p["flops"]) for p in rows])
+    levels = []
+    for i, g in enumerate(group_budgets(C, tolerance), 1):
+        means = [float(rows[j]["mean"]) for j in g]
+        levels.append(f"C{i} {np.exp(np.log(C[g]).mean()):.3g} FLOP {max(means):.3g} ({min(means):.3g})")
+    return "observed, highest (lowest) point per budget: " + ", ".join(levels)
 
 
 def isoflop_section(fit: Mapping[str, Any] | None) -> str:

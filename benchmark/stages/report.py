@@ -158,12 +158,13 @@ def report(data_dir: Path, fits_path: Path, out: Path, repo_id: str, draws_path:
     figs = [Path(w).relative_to(out).as_posix() for w in written if w.endswith(".png")]
     from benchmark.evaluation.metrics import bounded
 
+    points = _read(data_dir, "points")
     blocks = [("Leaderboard", table),
-              ("Seed spread per grid point", card.seed_spread_section(_read(data_dir, "points"))),
+              ("Seed spread per grid point", card.seed_spread_section(points)),
               ("Standard errors at the largest point", card.precision_section(runs, metrics, _tolerance(fits))),
               ("IsoFLOP budgets (Approach 2)", card.isoflop_section(_find(fits, "approach2", LOSS_TARGET))),
               ("Held-out errors beside the noise", card.heldout_section(fits, bounded)),
-              ("Growth and saturation of the downstream metrics", card.phases_section(fits)),
+              ("Growth and saturation of the downstream metrics", card.phases_section(fits, points, _tolerance(fits))),
               ("Figures", "\n\n".join(f"![{Path(f).stem}]({f})" for f in figs) + "\n\nPDF versions sit beside the PNGs; "
                "`tables/fits.tex` is the LaTeX (booktabs) table of the fitted parameters.")]
     method = ("Approach 3 of Hoffmann et al. 2022: L(N, D) = E + A/N^alpha + B/D^beta fitted by minimising the summed "
