@@ -92,11 +92,14 @@ def test_a_run_longer_than_the_shards_stops_with_one_line_naming_data_train_toke
             planner.next_row()
 
 
-@pytest.mark.parametrize("loss_on", ["target", "text"])
+@pytest.mark.parametrize("loss_on", ["target", "text", "mixed"])  # mixed: the last task on its target, the others text
 @pytest.mark.parametrize("seq_len", [None, 40])  # 40: long examples are cut as example_ids cuts them
 def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq_len, loss_on):
     p, c = prepared
     T = seq_len or p.model.seq_len
+    of = {n: loss_on if loss_on != "mixed" else ("target" if n == c.task_names[-1] else "text") for n in c.task_names}
+    if loss_on == "mixed":
+        loss_on = [of[n] for n in c.task_names]  # one per task, as the train stage gives them (corpus.loss_on_of)
     held = {n: {example_id(e) for s in ("validation", "test") for e in c.split(n, s)} for n in c.task_names}
     gens = {t.name: t.generator for t in p.data.tasks}
     planner = _planner(p, c, seq_len=T, loss_on=loss_on)
@@ -112,8 +115,8 @@ def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq
                 ex = corpus_mod.generated_source(gens[name], p.data.seed, 0, held[name])(j)
                 enc = [e.ids for e in c.tokenizer.encode_batch([ex["input"], ex["target"]], add_special_tokens=False)]
                 e_ids, n_prompt = example_ids(c.vocab, name, enc[0], enc[1], T)
-                first = first_scored(n_prompt, loss_on)  # text: from the first input token
-                assert first == (2 if loss_on == "text" else n_prompt)
+                first = first_scored(n_prompt, of[name])  # text: from the first input token
+                assert first == (2 if of[name] == "text" else n_prompt)
                 labels[r, len(ids) + first:len(ids) + len(e_ids)] = e_ids[first:]
                 pos += list(range(len(e_ids)))
                 ids += e_ids

@@ -50,12 +50,26 @@ def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(r
         assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c3"}, name
 
 
+def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
+    """data.tasks.<task>.loss_on sets which tokens of that task carry the loss; the others keep data.loss_on."""
+    raw = copy.deepcopy(tiny_raw)
+    raw["data"]["loss_on"] = "text"
+    for task in raw["data"]["tasks"].values():
+        task.pop("loss_on", None)
+    raw["data"]["tasks"]["translation"]["loss_on"] = "target"
+    d = params.parse(raw).data
+    assert d.loss_on_of("translation") == "target"
+    assert {d.loss_on_of(t.name) for t in d.tasks if t.name != "translation"} == {"text"}
+    assert params.load(root / "params.yaml").data.loss_on_of("classification") == "target"  # the default: the label
+
+
 @pytest.mark.parametrize("mutate, key", [
     (lambda r: r["runs"]["a-3k"].update(size="huge"), "runs.a-3k.size"),
     (lambda r: r["runs"]["a-3k"].update(tokens=-5), "runs.a-3k.tokens"),
     (lambda r: r["data"]["tasks"].update(poetry={"kind": "poetry", "generator": "translation"}), "data.tasks.poetry.kind"),
     (lambda r: r["data"]["tasks"]["translation"].update(generator="sonnets"), "data.tasks.translation.generator"),
     (lambda r: r["data"]["tasks"]["translation"].update(test_examples=0), "data.tasks.translation.test_examples"),
+    (lambda r: r["data"]["tasks"]["translation"].update(loss_on="label"), "data.tasks.translation.loss_on"),
     (lambda r: r["train"].pop("beta1"), "train.beta1"),
     (lambda r: r.pop("evaluate"), "evaluate"),
     (lambda r: r["model"]["sizes"]["a"].update(n_heads=5), "model.sizes.a.n_heads"),

@@ -79,6 +79,7 @@ class Task:
     generator: str | None = None  # a generated task ...
     hub: HubSource | None = None  # ... or a Hub dataset
     test_examples: int | None = None  # this task's test split, when it needs another size than data.test_examples
+    loss_on: str | None = None  # which tokens of this task's examples carry the loss; None: data.loss_on
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -89,6 +90,11 @@ class Data:
     tasks: tuple[Task, ...]
     train_tokens: int = 3_000_000  # real tokens of generated training text prepare shards (all tasks)
     loss_on: str = "text"  # which tokens carry the loss in training and validation (benchmark.training.data.LOSS_ON)
+
+    def loss_on_of(self, task: str) -> str:
+        """Which tokens of `task`'s examples carry the loss: the task's own `loss_on`, else data.loss_on."""
+        own = next(t.loss_on for t in self.tasks if t.name == task)
+        return own or self.loss_on
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -199,7 +205,7 @@ def _parse_hub(d: Any, path: str) -> HubSource:
 
 
 def _parse_task(name: str, d: Any, path: str) -> Task:
-    _no_unknown(d, {"kind", "weight", "generator", "hub", "test_examples"}, path)
+    _no_unknown(d, {"kind", "weight", "generator", "hub", "test_examples", "loss_on"}, path)
     kind = _get(d, "kind", path, str, check=lambda v: v in KINDS, why=f"one of {', '.join(KINDS)}")
     weight = _get(d, "weight", path, float, 1.0, _pos, "must be > 0")
     gen = _get(d, "generator", path, (str, type(None)), None,
@@ -208,7 +214,9 @@ def _parse_task(name: str, d: Any, path: str) -> Task:
     if (gen is None) == (hub is None):
         raise ParamsError(f"{path}: give exactly one of 'generator' or 'hub'")
     n_test = _get(d, "test_examples", path, (int, type(None)), None, lambda v: v is None or v > 0, "must be > 0")
-    return Task(name=name, kind=kind, weight=weight, generator=gen, test_examples=n_test,
+    loss_on = _get(d, "loss_on", path, (str, type(None)), None, lambda v: v is None or v in LOSS_ON,
+                   f"one of {', '.join(LOSS_ON)} (or absent: data.loss_on)")
+    return Task(name=name, kind=kind, weight=weight, generator=gen, test_examples=n_test, loss_on=loss_on,
                 hub=_parse_hub(hub, f"{path}.hub") if hub is not None else None)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from importlib import metadata
+from typing import Mapping
 
 import numpy as np
 
@@ -186,11 +187,18 @@ def score_predictions(pred_rows: list[dict], kinds: dict[str, str], run_id: str,
     return out
 
 
-def loss_signature(loss_on: str) -> str:
-    """The val_loss rows' signature: the loss definition, with which tokens it is taken on (data.loss_on)."""
+def loss_signature(loss_on: str | Mapping[str, str]) -> str:
+    """The val_loss rows' signature: the loss definition, with which tokens it is taken on (data.loss_on); `loss_on`
+    is one value, or {task: value} for a row pooled over tasks that may take theirs apart (data.tasks.<task>.loss_on)."""
     from benchmark.training.data import LOSS_ON
 
-    return (f"mean next-token cross-entropy in nats per scored token ({loss_on}: {LOSS_ON[loss_on]}), teacher forced,"
+    if isinstance(loss_on, str):
+        on = f"{loss_on}: {LOSS_ON[loss_on]}"
+    else:
+        kinds = sorted(set(loss_on.values()))
+        on = (f"{kinds[0]}: {LOSS_ON[kinds[0]]}" if len(kinds) == 1 else
+              "; ".join(f"{v} for {', '.join(t for t in loss_on if loss_on[t] == v)}: {LOSS_ON[v]}" for v in kinds))
+    return (f"mean next-token cross-entropy in nats per scored token ({on}), teacher forced,"
             f" each example alone from position 0|se:{METRICS[LOSS].se_code}")
 
 

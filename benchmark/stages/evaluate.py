@@ -99,18 +99,24 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     device = "cuda" if p.train.device != "cpu" and torch.cuda.is_available() else "cpu"
     corpus = corpus_mod.load(data_dir)
     net = LlamaForCausalLM.from_pretrained(run_dir / "model", torch_dtype=torch.float32).to(device).eval()
-    # val_loss as data.loss_on takes it; target_loss (the target and </s> alone) beside it when that is "text"
-    kinds = {corpus.loss_on: metrics.LOSS} | ({"target": metrics.TARGET_LOSS} if corpus.loss_on != "target" else {})
+    # val_loss as each task takes it (data.loss_on, or the task's own); target_loss (the target and </s> alone) beside
+    # it when some task's loss is on its whole text
+    on_of = {task: corpus.loss_on_of(task) for task in corpus.task_names}
+    with_target = any(on != "target" for on in on_of.values())
+    kinds = {"val": metrics.LOSS} | ({"target": metrics.TARGET_LOSS} if with_target else {})
     loss_rows, pred_rows, gen = [], [], {}
     pooled = {on: ([], [], []) for on in kinds}  # sums, counts, task of every example
     with tqdm(corpus.task_names, desc=f"evaluate {run_id}", unit="task", file=sys.stderr) as bar:  # closed on errors too
         for task in bar:
             for on, (sums, counts) in validation_losses(net, corpus, task, p.evaluate.batch_size, device).items():
+                if on not in kinds:
+                    continue
                 for acc, new in zip(pooled[on], (sums, counts, [task] * len(sums))):
                     acc += new
                 value, se = metrics.token_weighted_loss(sums, counts)
+                sig = metrics.loss_signature(on_of[task] if on == "val" else "target")
                 loss_rows.append({"source": "local", "run_id": run_id, "task": task, "metric": kinds[on], "value": value,
-                                  "stderr": se, "n": int(sum(counts)), "signature": metrics.loss_signature(on)})
+                                  "stderr": se, "n": int(sum(counts)), "signature": sig})
             test = corpus.split(task, "test")
             val_targets = encoder(corpus.tokenizer)([e["target"] for e in corpus.split(task, "validation")])
             cap = min(p.evaluate.max_new_tokens, 4 + int(1.5 * max(len(t) for t in val_targets)))
@@ -125,7 +131,8 @@ def evaluate(p: params_mod.Params, run_id: str, data_dir: Path, run_dir: Path) -
     for on, (all_s, all_c, all_task) in pooled.items():
         value, se = metrics.token_weighted_loss(all_s, all_c, strata=all_task)  # each task's validation size is fixed
         loss_rows.append({"source": "local", "run_id": run_id, "task": "all", "metric": kinds[on], "value": value,
-                          "stderr": se, "n": int(sum(all_c)), "signature": metrics.loss_signature(on)})
+                          "stderr": se, "n": int(sum(all_c)),
+                          "signature": metrics.loss_signature(on_of if on == "val" else "target")})
     return loss_rows, pred_rows
 
 

@@ -3,7 +3,8 @@
 Each adjective's polarity must be learned (150 per polarity, Zipfian frequencies, see lexicon.py).
 The words alone do not decide the label: negation flips it, "but" hands the verdict to the second
 clause, and "i doubt that" / "it is not true that" flip a whole clause. Difficulty levels:
-1 = one clause with a polar adjective; 2 = the clause may be negated; 3 = two clauses joined by
+1 = two or three clauses that agree, each with a polar adjective ("the food was good, the room was clean and the
+staff was warm"); 2 = the same, each clause possibly negated; 3 = two clauses joined by
 "but" (the second decides) or "and" (both agree), or a clause-level negation ("i doubt that ...")
 around a level-2 clause; 4 = five verdicts separated by semicolons, each possibly negated, some
 inside "i doubt that ...": the majority decides (counting under nested negation). Labels are
@@ -44,6 +45,12 @@ def _clause(rng: random.Random, polarity: bool, may_negate: bool) -> str:
     return f"the {rng.choice(ITEMS)} {COPULA[(tense, negated)]} {rng.choice(INTENSIFIERS)}{adj}"
 
 
+def _agreeing(rng: random.Random, polarity: bool, may_negate: bool) -> str:
+    """Two or three clauses of the same polarity: "the food was good, the room was clean and the staff was warm"."""
+    clauses = [_clause(rng, polarity, may_negate) for _ in range(rng.choice([2, 3]))]
+    return ", ".join(clauses[:-1]) + " and " + clauses[-1]
+
+
 def _verdict(rng: random.Random, polarity: bool) -> str:
     """A clause of the given polarity, possibly wrapped in a clause-level negation."""
     if rng.random() < 0.3:
@@ -62,10 +69,8 @@ def _majority(rng: random.Random, polarity: bool) -> str:
 def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     """One (review, label) pair at a difficulty level in 1..LEVELS; the label alternates with index."""
     polarity = index % 2 == 1
-    if level == 1:
-        text = _clause(rng, polarity, False)
-    elif level == 2:
-        text = _clause(rng, polarity, True)
+    if level <= 2:  # a few clauses that agree in meaning, as a review's sentences do
+        text = _agreeing(rng, polarity, may_negate=level == 2)
     elif level == 3:
         u = rng.random()
         if u < 0.4:  # contrast: the second clause decides

@@ -77,6 +77,10 @@ class Corpus:
         """Which tokens of an example carry the loss (data.loss_on; folders prepared before it existed: "target")."""
         return self.manifest.get("loss_on", "target")
 
+    def loss_on_of(self, task: str) -> str:
+        """Which tokens of `task`'s examples carry the loss: its own (data.tasks.<task>.loss_on), else `loss_on`."""
+        return self.manifest["tasks"][task].get("loss_on", self.loss_on)
+
     def kind(self, task: str) -> str:
         return self.manifest["tasks"][task]["kind"]
 

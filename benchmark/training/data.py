@@ -2,14 +2,15 @@
 
 A training row is whole examples back to back, each `<s> <task> input <sep> target </s>`, padded
 at the end. Which tokens carry the loss is `data.loss_on` (`first_scored`): every token after the task token
-("text", a language model's loss, as on natural text) or the target and `</s>` only ("target"). The stream is a
+("text", a language model's loss, as on natural text) or the target and `</s>` only ("target"); a task may set its
+own (`data.tasks.<task>.loss_on`, `first_scored_by_task`). The stream is a
 pure function of its seed and position, so a resumed run sees exactly the rows an uninterrupted run would.
 """
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -28,6 +29,20 @@ def first_scored(n_prompt, loss_on: str):
     if loss_on not in LOSS_ON:
         raise ValueError(f"loss_on: {loss_on!r} is not one of {', '.join(LOSS_ON)}")
     return 2 if loss_on == "text" else n_prompt
+
+
+def first_scored_by_task(n_prompt, task, loss_on):
+    """`first_scored` where each task may take its own loss_on (data.tasks.<task>.loss_on): `loss_on` is one value
+    for every task or a sequence of one per task, indexed by `task` (an int or an int array, as `n_prompt`)."""
+    if isinstance(loss_on, str):
+        return first_scored(n_prompt, loss_on)
+    kinds = set(loss_on)
+    if len(kinds) == 1:
+        return first_scored(n_prompt, kinds.pop())
+    for v in kinds:
+        first_scored(0, v)  # an unknown value raises
+    text = np.array([v == "text" for v in loss_on], bool)[task]
+    return np.where(text, 2, n_prompt)
 
 
 def task_token(task: str) -> str:
@@ -116,9 +131,10 @@ class Packer:
     """
 
     def __init__(self, stream: TrainStream, encode: Callable[[list[str]], list[list[int]]], vocab: Vocab,
-                 seq_len: int, state: StreamState | None = None, chunk: int = 256, loss_on: str = "target"):
+                 seq_len: int, state: StreamState | None = None, chunk: int = 256,
+                 loss_on: str | Mapping[str, str] = "target"):
         self.stream, self.encode, self.vocab, self.seq_len, self.chunk = stream, encode, vocab, seq_len, chunk
-        self.loss_on = loss_on
+        self.loss_on = loss_on  # one value for every task, or one per task name
         self.state = state or StreamState()  # position of the first example of the next row
         self._end = StreamState.from_dict(self.state.to_dict())  # position after the buffer
         self._buf: list[tuple[list[int], int, StreamState]] = []  # (ids, first scored, state before it)
@@ -134,7 +150,8 @@ class Packer:
         n = len(pairs)
         for i, (task, _) in enumerate(pairs):
             ids, n_prompt = example_ids(self.vocab, task, enc[i], enc[n + i], self.seq_len)
-            self._buf.append((ids, first_scored(n_prompt, self.loss_on), before[i]))
+            lo = self.loss_on if isinstance(self.loss_on, str) else self.loss_on[task]
+            self._buf.append((ids, first_scored(n_prompt, lo), before[i]))
 
     def _head(self):
         if not self._buf:

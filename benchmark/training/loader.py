@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
 
 from benchmark.training import shards
-from benchmark.training.data import IGNORE, first_scored
+from benchmark.training.data import IGNORE, first_scored_by_task
 
 MIX_BLOCK = 1 << 16  # mixture draws come in blocks with a generator seeded by (seed, block)
 STRATUM = 64  # ... and each block in strata of 64 examples that hold every task in its share
@@ -64,7 +64,8 @@ class Planner:
     """Packs the mixture into rows from example lengths alone (no token is read)."""
 
     def __init__(self, index: list[np.ndarray], finite: list[bool], names: list[str], weights: list[float],
-                 seed: int, run_seed: int, seq_len: int, state: dict | None = None, loss_on: str = "target"):
+                 seed: int, run_seed: int, seq_len: int, state: dict | None = None,
+                 loss_on: str | Sequence[str] = "target"):
         self.index, self.finite, self.names, self.seq_len, self.loss_on = index, finite, names, seq_len, loss_on
         self.mix_seed, self.perm_seed = seed * 1_000_003 + run_seed, (seed, run_seed)
         w = np.asarray(weights, dtype=float)
@@ -118,7 +119,7 @@ class Planner:
 
     def scored(self, rows: np.ndarray) -> int:
         """Tokens that carry the loss in these examples (rows of `next_row`): from `first_scored` to </s>."""
-        return int((rows[:, 4] - first_scored(3 + rows[:, 2], self.loss_on)).sum())
+        return int((rows[:, 4] - first_scored_by_task(3 + rows[:, 2], rows[:, 0], self.loss_on)).sum())
 
     def next_row(self) -> np.ndarray:
         """The examples of the next row, [n, 5] (task, shard row, input len, target len, length)."""
@@ -192,11 +193,11 @@ def capacity(planner_factory, b: Batching, margin: float = 1.05, multiple: int =
 class ShardRows(torch.utils.data.Dataset):
     """Builds a micro-batch from its descriptor: input ids and position ids [rows, T], and the flat
     positions the decoder keeps (`idx`), the entries of idx that predict a token carrying the loss (`out`; which
-    tokens do is `loss_on`, benchmark.training.data.first_scored) and those tokens (`tgt`), as trainer.TargetLoss
-    takes them. Shards are opened lazily (in each worker)."""
+    tokens do is `loss_on`, one value or one per task of `names`, benchmark.training.data.first_scored_by_task) and
+    those tokens (`tgt`), as trainer.TargetLoss takes them. Shards are opened lazily (in each worker)."""
 
     def __init__(self, root: Path, names: list[str], special: dict[str, int], task_tokens: list[int], seq_len: int,
-                 loss_on: str = "target"):
+                 loss_on: str | Sequence[str] = "target"):
         self.root, self.names, self.special, self.task_tokens, self.seq_len = root, names, special, task_tokens, seq_len
         self.loss_on = loss_on
         self._shards = None
@@ -247,7 +248,7 @@ class ShardRows(torch.utils.data.Dataset):
         # only the target is scored) to the token before </s>
         keep = k < le - 1
         idx = flat[keep]
-        first = first_scored(3 + ie, self.loss_on)
+        first = first_scored_by_task(3 + ie, task_of, self.loss_on)
         out = np.flatnonzero((k >= first - 1)[keep])
         tgt = ids[flat[k >= first]]
         if d["capacity"] is not None:

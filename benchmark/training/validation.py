@@ -19,14 +19,14 @@ import numpy as np
 def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int,
                 loss_on: str | None = None) -> list[tuple[list[int], int]]:
     """(ids, first scored token) of each example, from position 0 (as training packs them, one per row here); the
-    tokens that carry the loss are the corpus's `loss_on` unless `loss_on` is given."""
+    tokens that carry the loss are the task's (corpus.loss_on_of) unless `loss_on` is given."""
     from benchmark.training.data import example_ids, first_scored
     from benchmark.training.tokenizer import encoder
 
     encode = encoder(corpus.tokenizer)
     enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
     rows = [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
-    return [(ids, first_scored(n_prompt, loss_on or corpus.loss_on)) for ids, n_prompt in rows]
+    return [(ids, first_scored(n_prompt, loss_on or corpus.loss_on_of(task))) for ids, n_prompt in rows]
 
 
 WIDTH_MULTIPLE = 16  # batches pad to a multiple of this: each new shape costs the CPU kernels a first call
@@ -105,23 +105,25 @@ def row_token_losses(net, rows: Sequence[tuple[list[int], int]], pad: int, batch
 
 
 def validation_loss(net, corpus, task: str, batch_size: int, device: str) -> tuple[list[float], list[int]]:
-    """Per-example summed loss and scored token counts over the task's whole validation split (data.loss_on)."""
-    return validation_losses(net, corpus, task, batch_size, device)[corpus.loss_on]
+    """Per-example summed loss and scored token counts over the task's whole validation split (its loss_on)."""
+    return validation_losses(net, corpus, task, batch_size, device)["val"]
 
 
 def validation_losses(net, corpus, task: str, batch_size: int,
                       device: str) -> dict[str, tuple[list[float], list[int]]]:
-    """{loss_on: (per-example summed loss, scored token counts)} over the task's validation split: the loss as
-    data.loss_on takes it (val_loss) and, when that is "text", also on the target and </s> alone, the task loss
-    of the two-step law (Bhagia et al. 2024 score a task by its correct answer's loss), from one forward pass."""
+    """{"val": ..., "target": ...}, each (per-example summed loss, scored token counts) over the task's validation
+    split: the loss as the task takes it (corpus.loss_on_of: data.tasks.<task>.loss_on, else data.loss_on; val_loss)
+    and on the target and </s> alone, the task loss of the two-step law (Bhagia et al. 2024 score a task by its
+    correct answer's loss), from one forward pass (the same numbers twice where the task's loss is on the target)."""
     examples = corpus.split(task, "validation")
     max_len = net.config.max_position_embeddings
     rows = encode_rows(corpus, task, examples, max_len)
-    if corpus.loss_on == "target":
-        return {"target": row_losses(net, rows, corpus.vocab.pad, batch_size, device)}
+    if corpus.loss_on_of(task) == "target":
+        val = row_losses(net, rows, corpus.vocab.pad, batch_size, device)
+        return {"val": val, "target": val}
     n_target = [len(ids) - first for ids, first in encode_rows(corpus, task, examples, max_len, loss_on="target")]
     sums, counts, tails = row_losses_and_tails(net, rows, corpus.vocab.pad, batch_size, device, n_target)
-    return {corpus.loss_on: (sums, counts), "target": (tails, n_target)}
+    return {"val": (sums, counts), "target": (tails, n_target)}
 
 
 def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict[str, tuple[float, int]]:
