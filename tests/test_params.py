@@ -15,7 +15,7 @@ from benchmark.scaling import engine
 
 
 def test_default_and_tiny_and_gpu_params_parse(root):
-    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml"):
+    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml", "configs/labels.yaml"):
         p = params.load(root / name)
         assert p.runs, name
 
@@ -50,6 +50,18 @@ def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(r
         assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c3"}, name
 
 
+def test_labels_config_is_the_default_grid_with_a_learnable_classification(root):
+    """configs/labels.yaml changes the default grid's classification task alone: agreeing easy reviews, scored on the
+    label (the grid and every other setting are params.yaml's, so its card compares with the default's)."""
+    default, labels = (yaml.safe_load((root / n).read_text()) for n in ("params.yaml", "configs/labels.yaml"))
+    assert labels["data"]["tasks"].pop("classification") == {"kind": "classification", "generator": "agreeing_reviews",
+                                                              "loss_on": "target"}
+    default["data"]["tasks"].pop("classification")
+    assert labels == default
+    p = params.load(root / "configs" / "labels.yaml")
+    assert p.data.loss_on_of("classification") == "target" and p.data.loss_on_of("translation") == "text"
+
+
 def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
     """data.tasks.<task>.loss_on sets which tokens of that task carry the loss; the others keep data.loss_on."""
     raw = copy.deepcopy(tiny_raw)
@@ -60,7 +72,7 @@ def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
     d = params.parse(raw).data
     assert d.loss_on_of("translation") == "target"
     assert {d.loss_on_of(t.name) for t in d.tasks if t.name != "translation"} == {"text"}
-    assert params.load(root / "params.yaml").data.loss_on_of("classification") == "target"  # the default: the label
+    assert params.load(root / "params.yaml").data.loss_on_of("classification") == "text"  # the default: its text
 
 
 @pytest.mark.parametrize("mutate, key", [

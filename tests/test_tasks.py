@@ -122,3 +122,22 @@ def test_validation_and_test_never_appear_in_the_training_stream(tmp_path, tiny_
         raw = {example_id(generated_example(task.generator, p.data.seed, "train-0", j)) for j in range(3000)}
         if task.name == "translation":
             assert raw & held
+
+
+def test_agreeing_reviews_change_only_the_easy_levels():
+    """The agreeing_reviews variant draws from classification's stream: its levels 3-4 are classification's own
+    examples, and its levels 1-2 are two or three clauses of one polarity (joined by ", " and " and "), labelled by it."""
+    from benchmark.tasks import classification
+
+    for index in range(40):
+        a, b = (generated_example(g, 7, "train-0", index) for g in ("classification", "agreeing_reviews"))
+        assert a["difficulty"] == b["difficulty"] and a["target"] == b["target"]
+        if a["difficulty"] >= 3:
+            assert a == b
+            continue
+        assert a["input"] != b["input"] and " and " in b["input"]
+        clauses = b["input"].rstrip(".").replace(" and ", ", ").split(", ")
+        assert len(clauses) in (2, 3) and all(c.startswith("the ") for c in clauses)
+        if a["difficulty"] == 1:  # no negation: every adjective has the label's polarity
+            words = set(classification.POSITIVE if b["target"] == "positive" else classification.NEGATIVE)
+            assert all(c.split()[-1] in words for c in clauses), b

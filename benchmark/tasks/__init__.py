@@ -18,9 +18,13 @@ GENERATORS: dict[str, Callable[[random.Random, int, int], Example]] = {
     "translation": translation.generate,
     "summarization": summarization.generate,
     "classification": classification.generate,
+    "agreeing_reviews": classification.generate_agreeing,  # classification whose easy reviews agree (configs/labels.yaml)
 }
 LEVELS = {"translation": translation.LEVELS, "summarization": summarization.LEVELS,
-          "classification": classification.LEVELS}
+          "classification": classification.LEVELS, "agreeing_reviews": classification.LEVELS}
+# A variant draws from its family's random stream: its examples are the family's wherever the variant does not change
+# them (agreeing_reviews: levels 3-4 are classification's own), so two grids that differ by the variant are paired.
+STREAM = {"agreeing_reviews": "classification"}
 # generator name -> function(target) -> [(start, end, part)]: the named parts of a target (a summary's facts by kind),
 # for reading a model's loss by skill (bench/seed_spread.py --parts); generators without one are read by level only
 PARTS: dict[str, Callable[[str], list[tuple[int, int, str]]]] = {"summarization": summarization.target_parts}
@@ -39,7 +43,7 @@ def generated_example(generator: str, seed: int, split: str, index: int) -> Exam
     Difficulty cycles through the levels, so every split is graded evenly; the generator also gets
     the example's number within its level (classification alternates labels with it).
     """
-    rng = random.Random(f"{generator}:{seed}:{split}:{index}")
+    rng = random.Random(f"{STREAM.get(generator, generator)}:{seed}:{split}:{index}")
     level = 1 + index % LEVELS[generator]
     ex = GENERATORS[generator](rng, level, index // LEVELS[generator])
     ex["difficulty"] = level

@@ -3,8 +3,9 @@
 Each adjective's polarity must be learned (150 per polarity, Zipfian frequencies, see lexicon.py).
 The words alone do not decide the label: negation flips it, "but" hands the verdict to the second
 clause, and "i doubt that" / "it is not true that" flip a whole clause. Difficulty levels:
-1 = two or three clauses that agree, each with a polar adjective ("the food was good, the room was clean and the
-staff was warm"); 2 = the same, each clause possibly negated; 3 = two clauses joined by
+1 = one clause with a polar adjective; 2 = the clause may be negated (the `agreeing_reviews` generator,
+`generate_agreeing`: two or three clauses that agree, "the food was good, the room was clean and the staff was warm",
+each possibly negated at level 2); 3 = two clauses joined by
 "but" (the second decides) or "and" (both agree), or a clause-level negation ("i doubt that ...")
 around a level-2 clause; 4 = five verdicts separated by semicolons, each possibly negated, some
 inside "i doubt that ...": the majority decides (counting under nested negation). Labels are
@@ -66,11 +67,16 @@ def _majority(rng: random.Random, polarity: bool) -> str:
     return "; ".join(_verdict(rng, v) for v in verdicts)
 
 
-def generate(rng: random.Random, level: int, index: int = 0) -> dict:
-    """One (review, label) pair at a difficulty level in 1..LEVELS; the label alternates with index."""
+def generate(rng: random.Random, level: int, index: int = 0, *, agreeing: bool = False) -> dict:
+    """One (review, label) pair at a difficulty level in 1..LEVELS; the label alternates with index. `agreeing`:
+    levels 1-2 are two or three clauses that agree (`generate_agreeing`) instead of one."""
     polarity = index % 2 == 1
-    if level <= 2:  # a few clauses that agree in meaning, as a review's sentences do
+    if level <= 2 and agreeing:  # a few clauses that agree in meaning, as a review's sentences do
         text = _agreeing(rng, polarity, may_negate=level == 2)
+    elif level == 1:
+        text = _clause(rng, polarity, False)
+    elif level == 2:
+        text = _clause(rng, polarity, True)
     elif level == 3:
         u = rng.random()
         if u < 0.4:  # contrast: the second clause decides
@@ -82,3 +88,10 @@ def generate(rng: random.Random, level: int, index: int = 0) -> dict:
     else:
         text = _majority(rng, polarity)
     return {"input": text + ".", "target": LABELS[polarity]}
+
+
+def generate_agreeing(rng: random.Random, level: int, index: int = 0) -> dict:
+    """`generate` with levels 1-2 of two or three clauses that agree (the `agreeing_reviews` generator): each adjective
+    seen beside others of its polarity, the labels of the easy levels are learned within the default grid's budgets
+    (params.yaml's comment on configs/labels.yaml)."""
+    return generate(rng, level, index, agreeing=True)
