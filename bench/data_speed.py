@@ -39,10 +39,11 @@ def loader_speed(c, p, seq: int, batch: int, workers: int, seconds: float) -> fl
     index = [shards.read(c.root / "shards" / n)[1] for n in names]
     # finite=True: the shards are cycled, so the timing is not bounded by their length
     planner = loader.Planner(index, [True] * len(names), names, [w[n] for n in names], p.data.seed, 0, seq,
-                             loss_on=c.loss_on)
+                             loss_on=[c.loss_on_of(n) for n in names], target_weight=[c.target_weight_of(n) for n in names])
     v = c.vocab
     rows = loader.ShardRows(c.root / "shards", names, {"pad": v.pad, "bos": v.bos, "eos": v.eos, "sep": v.sep},
-                            [v.tasks[n] for n in names], seq, loss_on=c.loss_on)
+                            [v.tasks[n] for n in names], seq, loss_on=[c.loss_on_of(n) for n in names],
+                            target_weight=[c.target_weight_of(n) for n in names])
     dl = loader.loader(rows, loader.micro_batches(planner, loader.Batching(batch, batch), 0, 1 << 62),
                        workers=workers, pin_memory=torch.cuda.is_available())
     it = iter(dl)

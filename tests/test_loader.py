@@ -25,18 +25,19 @@ def prepared(tmp_path_factory):
     return p, corpus_mod.load(out)
 
 
-def _planner(p, c, state=None, seq_len=None, loss_on="target"):
+def _planner(p, c, state=None, seq_len=None, loss_on="target", target_weight=None):
     names = c.task_names
     index = [shards.read(c.root / "shards" / n)[1] for n in names]
     w = {t.name: t.weight for t in p.data.tasks}
     return loader.Planner(index, [False] * len(names), names, [w[n] for n in names], p.data.seed, 0,
-                          seq_len or p.model.seq_len, state, loss_on=loss_on)
+                          seq_len or p.model.seq_len, state, loss_on=loss_on, target_weight=target_weight)
 
 
-def _rows(p, c, seq_len=None, loss_on="target"):
+def _rows(p, c, seq_len=None, loss_on="target", target_weight=None):
     v = c.vocab
     return loader.ShardRows(c.root / "shards", c.task_names, {"pad": v.pad, "bos": v.bos, "eos": v.eos, "sep": v.sep},
-                            [v.tasks[n] for n in c.task_names], seq_len or p.model.seq_len, loss_on=loss_on)
+                            [v.tasks[n] for n in c.task_names], seq_len or p.model.seq_len, loss_on=loss_on,
+                            target_weight=target_weight)
 
 
 def _descs(p, c, batching, steps, state=None, capacity=None):
@@ -126,6 +127,47 @@ def test_rows_are_the_planned_examples_as_example_ids_encodes_them(prepared, seq
         idx, out, tgt = trainer.host_positions(torch.from_numpy(labels), torch.from_numpy(b["position_ids"]))
         assert b["idx"].tolist() == idx.tolist() and b["out"].tolist() == out.tolist() and b["tgt"].tolist() == tgt.tolist()
         assert desc["n_real"] == int((b["input_ids"] != c.vocab.pad).sum()) and desc["n_targets"] == len(tgt)
+
+
+@pytest.mark.parametrize("loss_on", ["target", "text"])
+def test_a_target_weight_counts_each_answer_token_that_many_times(prepared, loss_on):
+    """data.tasks.<task>.target_weight w: the loss entries are the unweighted ones, then each answer token (the
+    target but its </s>) of that task w - 1 times more, in blocks after them; the planner counts them all (the
+    compiled path's capacity) and normalizes by the unweighted count; the inputs are unchanged."""
+    from collections import Counter
+
+    p, c = prepared
+    T, names = p.model.seq_len, c.task_names
+    weights = [3 if i == 1 else 1 for i in range(len(names))]  # the second task's answers count three times
+    held = {n: {example_id(e) for s in ("validation", "test") for e in c.split(n, s)} for n in names}
+    gens = {t.name: t.generator for t in p.data.tasks}
+    plain_it = loader.micro_batches(_planner(p, c, seq_len=T, loss_on=loss_on), loader.Batching(4, 4), 0, 1 << 62)
+    planner = _planner(p, c, seq_len=T, loss_on=loss_on, target_weight=weights)
+    it = loader.micro_batches(planner, loader.Batching(4, 4), 0, 1 << 62)
+    for _ in range(3):
+        desc, plain_desc = next(it), next(plain_it)
+        b, plain = _rows(p, c, T, loss_on, weights)[desc], _rows(p, c, T, loss_on)[plain_desc]
+        assert desc["n_targets"] == plain_desc["n_targets"] == len(plain["tgt"])  # the loss is normalized as before
+        for key in ("input_ids", "position_ids", "idx"):
+            assert np.array_equal(b[key], plain[key])
+        n = len(plain["out"])
+        assert b["out"][:n].tolist() == plain["out"].tolist() and b["tgt"][:n].tolist() == plain["tgt"].tolist()
+        answers = Counter()  # (flat position that predicts, token) of each answer token of the weighted task
+        for r, ex_rows in enumerate(desc["rows"]):
+            start = 0
+            for task_no, j, *_ in ex_rows.tolist():
+                name = names[task_no]
+                ex = corpus_mod.generated_source(gens[name], p.data.seed, 0, held[name])(j)
+                enc = [e.ids for e in c.tokenizer.encode_batch([ex["input"], ex["target"]], add_special_tokens=False)]
+                e_ids, n_prompt = example_ids(c.vocab, name, enc[0], enc[1], T)
+                if weights[task_no] > 1:
+                    for q in range(n_prompt, len(e_ids) - 1):  # not </s>
+                        answers[(r * T + start + q - 1, e_ids[q])] += weights[task_no] - 1
+                start += len(e_ids)
+        assert answers  # the rows hold answers of the weighted task
+        extra = Counter(zip(b["idx"][b["out"][n:]].tolist(), b["tgt"][n:].tolist()))
+        assert extra == answers
+        assert sum(planner.loss_entries(r) for r in desc["rows"]) == len(b["out"])
 
 
 def test_resume_from_a_state_plans_the_same_rows(prepared):

@@ -80,6 +80,7 @@ class Task:
     hub: HubSource | None = None  # ... or a Hub dataset
     test_examples: int | None = None  # this task's test split, when it needs another size than data.test_examples
     loss_on: str | None = None  # which tokens of this task's examples carry the loss; None: data.loss_on
+    target_weight: int = 1  # times each answer token (not its </s>) counts in the training loss; validation: once
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -205,7 +206,7 @@ def _parse_hub(d: Any, path: str) -> HubSource:
 
 
 def _parse_task(name: str, d: Any, path: str) -> Task:
-    _no_unknown(d, {"kind", "weight", "generator", "hub", "test_examples", "loss_on"}, path)
+    _no_unknown(d, {"kind", "weight", "generator", "hub", "test_examples", "loss_on", "target_weight"}, path)
     kind = _get(d, "kind", path, str, check=lambda v: v in KINDS, why=f"one of {', '.join(KINDS)}")
     weight = _get(d, "weight", path, float, 1.0, _pos, "must be > 0")
     gen = _get(d, "generator", path, (str, type(None)), None,
@@ -216,7 +217,9 @@ def _parse_task(name: str, d: Any, path: str) -> Task:
     n_test = _get(d, "test_examples", path, (int, type(None)), None, lambda v: v is None or v > 0, "must be > 0")
     loss_on = _get(d, "loss_on", path, (str, type(None)), None, lambda v: v is None or v in LOSS_ON,
                    f"one of {', '.join(LOSS_ON)} (or absent: data.loss_on)")
+    target_weight = _get(d, "target_weight", path, int, 1, _pos, "a whole number >= 1")
     return Task(name=name, kind=kind, weight=weight, generator=gen, test_examples=n_test, loss_on=loss_on,
+                target_weight=target_weight,
                 hub=_parse_hub(hub, f"{path}.hub") if hub is not None else None)
 
 

@@ -67,6 +67,8 @@ def prepare(p: params_mod.Params, out: Path) -> dict:
                      "validation": {"n": len(val), "sha256": _digest(val)}, "test": {"n": len(test), "sha256": _digest(test)}}
             if task.loss_on is not None:  # the task's own (data.tasks.<task>.loss_on); else the manifest's loss_on
                 entry["loss_on"] = task.loss_on
+            if task.target_weight != 1:  # data.tasks.<task>.target_weight; absent: 1
+                entry["target_weight"] = task.target_weight
             if train is not None:
                 io.write_jsonl_atomic(out / task.name / "train.jsonl", train)
                 entry["train"] = {"n": len(train), "sha256": _digest(train)}

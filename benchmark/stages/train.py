@@ -113,11 +113,13 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
 
     weights = {t.name: t.weight for t in p.data.tasks}
     losses_on = [corpus.loss_on_of(n) for n in names]  # which tokens carry the loss, per task
+    target_weights = [corpus.target_weight_of(n) for n in names]  # how many times each answer token counts
     index = [shards.read(data_dir / "shards" / n)[1] for n in names]
 
     def planner(state=None):
         return loader_mod.Planner(index, [shard_info[n]["finite"] for n in names], names, [weights[n] for n in names],
-                                  p.data.seed, run.seed, q.seq_len, state, loss_on=losses_on)
+                                  p.data.seed, run.seed, q.seq_len, state, loss_on=losses_on,
+                                  target_weight=target_weights)
 
     batching = loader_mod.Batching(q.batch_size, micro, rank, world)
     monitor = trainer.DivergenceMonitor(p.train.divergence_factor)
@@ -149,7 +151,8 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             else trainer.measure_matmul_peak() * world)
     capacity = loader_mod.capacity(planner, batching) if p.train.compile else None
     rows = loader_mod.ShardRows(data_dir / "shards", names, {k: getattr(corpus.vocab, k) for k in ("pad", "bos", "eos", "sep")},
-                                [corpus.vocab.tasks[n] for n in names], q.seq_len, loss_on=losses_on)
+                                [corpus.vocab.tasks[n] for n in names], q.seq_len, loss_on=losses_on,
+                                target_weight=target_weights)
     batches = iter(loader_mod.loader(rows, loader_mod.micro_batches(planner(stream_state), batching, tokens_seen, run.tokens, capacity),
                                      workers=p.train.loader_workers, pin_memory=device == "cuda"))
 

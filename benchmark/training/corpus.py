@@ -81,6 +81,10 @@ class Corpus:
         """Which tokens of `task`'s examples carry the loss: its own (data.tasks.<task>.loss_on), else `loss_on`."""
         return self.manifest["tasks"][task].get("loss_on", self.loss_on)
 
+    def target_weight_of(self, task: str) -> int:
+        """How many times each answer token of `task` counts in the training loss (data.tasks.<task>.target_weight)."""
+        return int(self.manifest["tasks"][task].get("target_weight", 1))
+
     def kind(self, task: str) -> str:
         return self.manifest["tasks"][task]["kind"]
 

@@ -3,7 +3,9 @@
 A training row is whole examples back to back, each `<s> <task> input <sep> target </s>`, padded
 at the end. Which tokens carry the loss is `data.loss_on` (`first_scored`): every token after the task token
 ("text", a language model's loss, as on natural text) or the target and `</s>` only ("target"); a task may set its
-own (`data.tasks.<task>.loss_on`, `first_scored_by_task`). The stream is a
+own (`data.tasks.<task>.loss_on`, `first_scored_by_task`), and may weigh its answer in the training loss
+(`data.tasks.<task>.target_weight`: loader.ShardRows counts each answer token that many times; the validation loss
+counts every token once). The stream is a
 pure function of its seed and position, so a resumed run sees exactly the rows an uninterrupted run would.
 """
 from __future__ import annotations

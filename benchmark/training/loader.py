@@ -65,8 +65,9 @@ class Planner:
 
     def __init__(self, index: list[np.ndarray], finite: list[bool], names: list[str], weights: list[float],
                  seed: int, run_seed: int, seq_len: int, state: dict | None = None,
-                 loss_on: str | Sequence[str] = "target"):
+                 loss_on: str | Sequence[str] = "target", target_weight: Sequence[int] | None = None):
         self.index, self.finite, self.names, self.seq_len, self.loss_on = index, finite, names, seq_len, loss_on
+        self.target_weight = np.asarray(target_weight if target_weight is not None else [1] * len(names), np.int64)
         self.mix_seed, self.perm_seed = seed * 1_000_003 + run_seed, (seed, run_seed)
         w = np.asarray(weights, dtype=float)
         self.cum = np.cumsum(w / w.sum())
@@ -121,6 +122,11 @@ class Planner:
         """Tokens that carry the loss in these examples (rows of `next_row`): from `first_scored` to </s>."""
         return int((rows[:, 4] - first_scored_by_task(3 + rows[:, 2], rows[:, 0], self.loss_on)).sum())
 
+    def loss_entries(self, rows: np.ndarray) -> int:
+        """Entries of the loss these examples give (ShardRows' `out`): `scored`, plus each answer token (the target
+        but its </s>) once more for every count of its task's target_weight above 1."""
+        return self.scored(rows) + int(((self.target_weight[rows[:, 0]] - 1) * (rows[:, 3] - 1)).sum())
+
     def next_row(self) -> np.ndarray:
         """The examples of the next row, [n, 5] (task, shard row, input len, target len, length)."""
         if len(self._buf) - self._p < self.seq_len:
@@ -169,7 +175,7 @@ def micro_batches(planner: Planner, b: Batching, tokens: int, budget: int,
         for m in range(b.micro_steps):
             part = mine[m * b.micro_batch_size:(m + 1) * b.micro_batch_size]
             need = sum(int((r[:, 4] - 1).sum()) for r in part)
-            use = sum(planner.scored(r) for r in part)
+            use = sum(planner.loss_entries(r) for r in part)
             static = capacity is not None and need <= capacity[0] and use <= capacity[1]
             yield {"rows": part, "micro": m, "last": m == b.micro_steps - 1, "n_real": n_real, "n_targets": n_tgt,
                    "state": planner.state_dict(), "capacity": capacity if static else None}
@@ -183,23 +189,27 @@ def capacity(planner_factory, b: Batching, margin: float = 1.05, multiple: int =
         if i >= CAPACITY_STEPS * b.micro_steps:
             break
         need = sum(int((r[:, 4] - 1).sum()) for r in d["rows"])
-        use = sum(plan.scored(r) for r in d["rows"])
+        use = sum(plan.loss_entries(r) for r in d["rows"])
         top = (max(top[0], need), max(top[1], use))
-    full = b.micro_batch_size * planner_factory().seq_len
-    up = lambda v: min(full, -(-int(v * margin) // multiple) * multiple)  # noqa: E731
-    return up(top[0]), up(top[1])
+    full = b.micro_batch_size * plan.seq_len
+    up = lambda v, cap: min(cap, -(-int(v * margin) // multiple) * multiple)  # noqa: E731
+    return up(top[0], full), up(top[1], full * int(plan.target_weight.max()))
 
 
 class ShardRows(torch.utils.data.Dataset):
     """Builds a micro-batch from its descriptor: input ids and position ids [rows, T], and the flat
     positions the decoder keeps (`idx`), the entries of idx that predict a token carrying the loss (`out`; which
     tokens do is `loss_on`, one value or one per task of `names`, benchmark.training.data.first_scored_by_task) and
-    those tokens (`tgt`), as trainer.TargetLoss takes them. Shards are opened lazily (in each worker)."""
+    those tokens (`tgt`), as trainer.TargetLoss takes them. A task whose `target_weight` w is above 1
+    (data.tasks.<task>.target_weight) has its answer tokens (the target but its </s>) in out and tgt w times: the
+    first time in place, then in blocks, one per extra count, after every other entry (the loss is a sum over
+    entries, so the answer weighs w times as much). Shards are opened lazily (in each worker)."""
 
     def __init__(self, root: Path, names: list[str], special: dict[str, int], task_tokens: list[int], seq_len: int,
-                 loss_on: str | Sequence[str] = "target"):
+                 loss_on: str | Sequence[str] = "target", target_weight: Sequence[int] | None = None):
         self.root, self.names, self.special, self.task_tokens, self.seq_len = root, names, special, task_tokens, seq_len
         self.loss_on = loss_on
+        self.target_weight = np.asarray(target_weight if target_weight is not None else [1] * len(names), np.int64)
         self._shards = None
 
     def __len__(self) -> int:  # a map-style dataset addressed by descriptors, not by 0..n-1
@@ -250,7 +260,13 @@ class ShardRows(torch.utils.data.Dataset):
         idx = flat[keep]
         first = first_scored_by_task(3 + ie, task_of, self.loss_on)
         out = np.flatnonzero((k >= first - 1)[keep])
-        tgt = ids[flat[k >= first]]
+        scored = k >= first
+        tgt = ids[flat[scored]]
+        w = self.target_weight[task_of[scored]]
+        if (w > 1).any():  # the answer's tokens again, once per count of target_weight above 1
+            answer = (k[scored] >= 3 + ie[scored]) & (k[scored] < le[scored] - 1)
+            extra = [np.flatnonzero(answer & (w > r)) for r in range(1, int(w.max()))]
+            out, tgt = np.concatenate([out] + [out[x] for x in extra]), np.concatenate([tgt] + [tgt[x] for x in extra])
         if d["capacity"] is not None:
             idx, out, tgt = _pad(idx, out, tgt, n_rows * T, *d["capacity"])
         meta = {key: d[key] for key in ("micro", "last", "n_real", "n_targets", "state")}

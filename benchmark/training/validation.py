@@ -211,7 +211,9 @@ class Curve:
         return bool(self.every) and tokens // self.every > (tokens - step_tokens) // self.every
 
     def observe(self, summed_loss: float, n_targets: int) -> None:
-        """A step's train loss, once read from the device (no extra host sync)."""
+        """A step's train loss, once read from the device (no extra host sync): the training objective per scored
+        token, so a task with data.tasks.<task>.target_weight above 1 counts its answers that many times here (the
+        validation loss counts every token once)."""
         self.recent.append((float(summed_loss), int(n_targets)))
 
     def measure(self, net, step: int, tokens: int, device: str) -> None:
