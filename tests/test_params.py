@@ -15,7 +15,7 @@ from benchmark.scaling import engine
 
 
 def test_default_and_tiny_and_gpu_params_parse(root):
-    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml", "configs/labels.yaml"):
+    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml"):
         p = params.load(root / name)
         assert p.runs, name
 
@@ -50,18 +50,6 @@ def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(r
         assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c3"}, name
 
 
-def test_labels_config_is_the_default_grid_with_a_learnable_classification(root):
-    """configs/labels.yaml changes the default grid's classification task alone: agreeing easy reviews, scored on the
-    label (the grid and every other setting are params.yaml's, so its card compares with the default's)."""
-    default, labels = (yaml.safe_load((root / n).read_text()) for n in ("params.yaml", "configs/labels.yaml"))
-    assert labels["data"]["tasks"].pop("classification") == {"kind": "classification", "generator": "agreeing_reviews",
-                                                              "loss_on": "target"}
-    default["data"]["tasks"].pop("classification")
-    assert labels == default
-    p = params.load(root / "configs" / "labels.yaml")
-    assert p.data.loss_on_of("classification") == "target" and p.data.loss_on_of("translation") == "text"
-
-
 def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
     """data.tasks.<task>.loss_on sets which tokens of that task carry the loss; the others keep data.loss_on."""
     raw = copy.deepcopy(tiny_raw)
@@ -75,6 +63,24 @@ def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
     assert params.load(root / "params.yaml").data.loss_on_of("classification") == "text"  # the default: its text
 
 
+def test_a_task_may_weigh_its_answer_in_the_training_loss(tiny_raw, tmp_path):
+    """data.tasks.<task>.target_weight (default 1) reaches the prepared folder's manifest only where it is set, and
+    the train stage reads it from there (corpus.target_weight_of)."""
+    from benchmark.stages.prepare import prepare
+    from benchmark.training import corpus as corpus_mod
+
+    raw = copy.deepcopy(tiny_raw)
+    for task in raw["data"]["tasks"].values():
+        task.pop("target_weight", None)
+    raw["data"]["tasks"]["translation"]["target_weight"] = 4
+    p = params.parse(raw)
+    assert {t.name: t.target_weight for t in p.data.tasks} == {t: 4 if t == "translation" else 1 for t in raw["data"]["tasks"]}
+    prepare(p, tmp_path / "data")
+    c = corpus_mod.load(tmp_path / "data")
+    assert [c.target_weight_of(t) for t in c.task_names] == [4 if t == "translation" else 1 for t in c.task_names]
+    assert [("target_weight" in c.manifest["tasks"][t]) for t in c.task_names] == [t == "translation" for t in c.task_names]
+
+
 @pytest.mark.parametrize("mutate, key", [
     (lambda r: r["runs"]["a-3k"].update(size="huge"), "runs.a-3k.size"),
     (lambda r: r["runs"]["a-3k"].update(tokens=-5), "runs.a-3k.tokens"),
@@ -82,6 +88,8 @@ def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
     (lambda r: r["data"]["tasks"]["translation"].update(generator="sonnets"), "data.tasks.translation.generator"),
     (lambda r: r["data"]["tasks"]["translation"].update(test_examples=0), "data.tasks.translation.test_examples"),
     (lambda r: r["data"]["tasks"]["translation"].update(loss_on="label"), "data.tasks.translation.loss_on"),
+    (lambda r: r["data"]["tasks"]["translation"].update(target_weight=0), "data.tasks.translation.target_weight"),
+    (lambda r: r["data"]["tasks"]["translation"].update(target_weight=2.5), "data.tasks.translation.target_weight"),
     (lambda r: r["train"].pop("beta1"), "train.beta1"),
     (lambda r: r.pop("evaluate"), "evaluate"),
     (lambda r: r["model"]["sizes"]["a"].update(n_heads=5), "model.sizes.a.n_heads"),
