@@ -18,7 +18,7 @@ GENERATORS: dict[str, Callable[[random.Random, int, int], Example]] = {
     "translation": translation.generate,
     "summarization": summarization.generate,
     "classification": classification.generate,
-    "agreeing_reviews": classification.generate_agreeing,  # classification whose easy reviews agree (configs/labels.yaml)
+    "agreeing_reviews": classification.generate_agreeing,  # classification whose easy reviews agree (the default's)
 }
 LEVELS = {"translation": translation.LEVELS, "summarization": summarization.LEVELS,
           "classification": classification.LEVELS, "agreeing_reviews": classification.LEVELS}

@@ -93,5 +93,5 @@ def generate(rng: random.Random, level: int, index: int = 0, *, agreeing: bool =
 def generate_agreeing(rng: random.Random, level: int, index: int = 0) -> dict:
     """`generate` with levels 1-2 of two or three clauses that agree (the `agreeing_reviews` generator): each adjective
     seen beside others of its polarity, the labels of the easy levels are learned within the default grid's budgets
-    (measured in configs/labels.yaml's header)."""
+    (with the label weighed in the training loss: params.yaml's classification task, README "Benchmarks")."""
     return generate(rng, level, index, agreeing=True)
