@@ -243,12 +243,16 @@ def _assert_same(a, b, rtol):
     assert ga.keys() == gb.keys() and all(torch.allclose(ga[k], gb[k], rtol=rtol, atol=1e-12) for k in ga)
 
 
-def test_static_padding_gives_the_same_loss_and_gradients(prepared):
+@pytest.mark.parametrize("target_weight", [None, (1, 40, 1)])  # 40: more loss entries than kept positions
+def test_static_padding_gives_the_same_loss_and_gradients(prepared, target_weight):
     p, c = prepared
     b = loader.Batching(4, 4)
-    cap = loader.capacity(lambda: _planner(p, c), b)
-    exact, padded = (_tensors(_rows(p, c)[_descs(p, c, b, 1, capacity=k)[0]]) for k in (None, cap))
+    planner = lambda: _planner(p, c, target_weight=target_weight)  # noqa: E731
+    cap = loader.capacity(planner, b)
+    desc = {k: next(loader.micro_batches(planner(), b, 0, 1 << 62, k)) for k in (None, cap)}
+    exact, padded = (_tensors(_rows(p, c, target_weight=target_weight)[desc[k]]) for k in (None, cap))
     assert padded["static"] and len(padded["idx"]) == cap[0] > len(exact["idx"]) and len(padded["out"]) == cap[1]
+    assert target_weight is None or cap[1] > cap[0]
     n_t = exact["n_targets"]
     _assert_same(_step_grads(p, c, [exact], n_t), _step_grads(p, c, [{**padded, "static": False}], n_t), 1e-9)
 

@@ -283,7 +283,10 @@ def _pad(idx: np.ndarray, out: np.ndarray, tgt: np.ndarray, positions: int, k_id
     idx = np.concatenate([idx, np.flatnonzero(free)[:k_idx - len(idx)]])
     unused = np.ones(k_idx, bool)
     unused[out] = False
-    extra = np.flatnonzero(unused)[:k_out - len(out)]
+    free_out = np.flatnonzero(unused)
+    # entries with an IGNORE target carry no loss wherever they point: positions out does not use, repeated where
+    # out holds more entries than idx has positions (a target_weight above 1)
+    extra = np.resize(free_out if len(free_out) else np.arange(k_idx), max(0, k_out - len(out)))
     return idx, np.concatenate([out, extra]), np.concatenate([tgt, np.full(len(extra), IGNORE, np.int64)])
 
 
