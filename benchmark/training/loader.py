@@ -60,6 +60,11 @@ def _ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts - first, lengths) + np.arange(total)
 
 
+def _target_weights(target_weight: Sequence[int] | None, n_tasks: int) -> np.ndarray:
+    """One data.tasks.<task>.target_weight per task (None: 1 for every task), as an int array."""
+    return np.asarray(target_weight if target_weight is not None else [1] * n_tasks, np.int64)
+
+
 class Planner:
     """Packs the mixture into rows from example lengths alone (no token is read)."""
 
@@ -67,7 +72,7 @@ class Planner:
                  seed: int, run_seed: int, seq_len: int, state: dict | None = None,
                  loss_on: str | Sequence[str] = "target", target_weight: Sequence[int] | None = None):
         self.index, self.finite, self.names, self.seq_len, self.loss_on = index, finite, names, seq_len, loss_on
-        self.target_weight = np.asarray(target_weight if target_weight is not None else [1] * len(names), np.int64)
+        self.target_weight = _target_weights(target_weight, len(names))
         self.mix_seed, self.perm_seed = seed * 1_000_003 + run_seed, (seed, run_seed)
         w = np.asarray(weights, dtype=float)
         self.cum = np.cumsum(w / w.sum())
@@ -209,7 +214,7 @@ class ShardRows(torch.utils.data.Dataset):
                  loss_on: str | Sequence[str] = "target", target_weight: Sequence[int] | None = None):
         self.root, self.names, self.special, self.task_tokens, self.seq_len = root, names, special, task_tokens, seq_len
         self.loss_on = loss_on
-        self.target_weight = np.asarray(target_weight if target_weight is not None else [1] * len(names), np.int64)
+        self.target_weight = _target_weights(target_weight, len(names))
         self._shards = None
 
     def __len__(self) -> int:  # a map-style dataset addressed by descriptors, not by 0..n-1
