@@ -128,7 +128,7 @@ def fit_law(points: Points, law: str = "chinchilla", *, bootstrap: int = 4000, s
     from benchmark.scaling.engine import FitError, fit, fit_two_step
 
     settings = FitSettings(delta=huber_delta, bootstrap=bootstrap, seed=seed, holdout_fraction=holdout,
-                           bootstrap_starts=bootstrap_starts, allocation_flops=allocation_flops)
+                           bootstrap_starts=bootstrap_starts, allocation_flops=allocation_flops, budget_tolerance=budget_tolerance)
     if law == "two_step":
         return fit_two_step(points, settings, target=target)
     if law == "approach2":

@@ -155,6 +155,16 @@ def test_recovers_two_step():
     assert r.law == "two_step"
     assert rel(r.params["alpha"], 0.35) < 0.1 and abs(r.params["L_mid"] - 4.5) < 0.05 and rel(r.params["k"], 2.0) < 0.1
     assert r.extrapolation["abs_err"] < 1.0  # held-out metric predicted from N and D alone
+    # both steps refitted on the same resamples of the runs below the cutoff give the prediction's interval
+    b = fitting.fit_two_step(Points(y=metric, N=N, D=D, L=loss * np.exp(rng.normal(0, 0.002, N.size))),
+                             FitSettings(bootstrap=100, seed=0), y_range=(0.0, 100.0))
+    e = b.extrapolation
+    assert e["identified"] is True and 50 < e["n_draws"] <= 100 and len(e["predicted_ci95"]) == e["n_heldout_points"]
+    true = laws.sigmoid_loss(laws.chinchilla(N, D, E=1.5, A=300.0, B=900.0, alpha=0.35, beta=0.33), lo=1.0, hi=60.0, k=2.0,
+                             L_mid=4.5)
+    held = 6 * N * D >= e["cutoff_flops"]
+    assert all(lo < p < hi for (lo, hi), p in zip(e["predicted_ci95"], e["predicted"]))
+    assert np.mean([lo - 0.5 <= t <= hi + 0.5 for (lo, hi), t in zip(e["predicted_ci95"], true[held])]) >= 0.8
 
 
 def test_recovers_approach2_exponent():

@@ -222,7 +222,7 @@ def test_heldout_error_and_parameters_are_consistent_with_the_truth(noisy_grid):
     assert res.identified, res.identification
     e = res.extrapolation
     held = pts.C >= e["cutoff_flops"]
-    true_pred = [truth[held][pts.N[held] * pts.D[held] == n * d][0]
+    true_pred = [truth[held][(pts.N[held] == n) & (pts.D[held] == d)][0]
                  for n, d in dict.fromkeys(zip(pts.N[held], pts.D[held]))]
     true_err = np.mean(np.abs(np.array(true_pred) - e["observed"]) / e["observed"])
     # The true law misses the replicate means by the noise of a mean of 4 seeds (~ sigma / 2) ...
@@ -235,6 +235,52 @@ def test_heldout_error_and_parameters_are_consistent_with_the_truth(noisy_grid):
         assert lo <= TRUE[name] <= hi, (name, lo, hi)
     line = quality.verdict(res.to_json(), downstream=False)
     assert line.startswith("chinchilla on val_loss/all: held-out ") and line.endswith("meets both targets")
+    # The held-out prediction's own interval (a bootstrap of the runs below the cutoff): identified, one interval per
+    # held-out point, and it holds the true law at (nearly) every point; the verdict says how many observations it holds.
+    assert e["identified"] is True and e["n_draws"] > 150 and len(e["predicted_ci95"]) == e["n_heldout_points"]
+    assert all(lo < p < hi for (lo, hi), p in zip(e["predicted_ci95"], e["predicted"]))
+    assert sum(lo <= t <= hi for (lo, hi), t in zip(e["predicted_ci95"], true_pred)) >= e["n_heldout_points"] - 1
+    assert f"its 95 % interval holds {e['inside_ci95']} of {e['n_heldout_points']} observed points" in line
+
+
+def test_holdout_takes_whole_budgets_so_no_point_is_split_across_the_cutoff():
+    from benchmark.scaling.engine import holdout_split
+
+    # two budgets of 1e12 and 2e12 FLOPs; the larger holds 3 seeds of one point a few tokens apart and one other point
+    C = np.array([1.0e12, 1.02e12, 1.05e12, 2.0e12, 2.0003e12, 2.0001e12, 2.1e12, 1.01e12])
+    held, cutoff = holdout_split(C, 0.25)  # 2 runs by C alone: the point's 3 seeds straddle the cutoff
+    assert held.sum() == 2 and held[[3, 4, 5]].sum() == 1
+    held, cutoff = holdout_split(C, 0.25, tolerance=0.15)
+    assert held.tolist() == [False] * 3 + [True] * 4 + [False] and cutoff == 2.0e12
+    held, _ = holdout_split(C, 0.6, tolerance=0.15)  # more than the top budget holds: the next budget joins whole
+    assert held.all()
+
+
+def test_a_prediction_is_identified_by_its_own_interval_not_by_every_parameter():
+    ok, why = quality.identify_prediction([[1.30, 1.52], [1.41, 1.60]], 0, 400, positive=True)
+    assert ok and why == ""
+    assert quality.identify_prediction([[1.3, 1.5]], 30, 400, positive=True) == (
+        False, "30 of 400 resampled held-out predictions are not finite")
+    assert not quality.identify_prediction([[-3.0, 1.5]], 0, 400, positive=True)[0]
+    assert not quality.identify_prediction([[1e-9, 1.5]], 0, 400, positive=True)[0]  # spans > 6 decades
+    assert "leaves the target's range" in quality.identify_prediction([[50.0, 140.0]], 0, 400, (0.0, 100.0))[1]
+    assert quality.identify_prediction(None, 0, 0)[1] == "no bootstrap interval of the held-out prediction"
+    # the verdict: parameters not identified on every point, the prediction from below the cutoff identified ...
+    base = {"law": "chinchilla", "target": "val_loss/all", "identified": False,
+            "identification": "95 % interval of E [8.5e-09, 1.19] spans > 6 decades"}
+    e = {"rel_err": 0.029, "abs_err": 0.04, "seed_rel_std": 0.0013, "seed_std": 0.002, "within_2x_seed_spread": False,
+         "identified": True, "predicted_ci95": [[1.3, 1.5], [1.4, 1.6]], "inside_ci95": 2}
+    assert quality.verdict({**base, "extrapolation": e}, False) == (
+        "chinchilla on val_loss/all: not identified (95 % interval of E [8.5e-09, 1.19] spans > 6 decades); fitted below "
+        "the cutoff, its prediction is identified: held-out 2.9 % (seed spread 0.13 %; its 95 % interval holds 2 of 2 "
+        "observed points): fails: 2.9 % > 2 x seed spread 0.13 %")
+    # ... or not, or never assessed (a fits.json from before): no numbers
+    assert quality.verdict({**base, "extrapolation": {**e, "identified": False, "identification": "why"}}, False) == (
+        "chinchilla on val_loss/all: not identified (95 % interval of E [8.5e-09, 1.19] spans > 6 decades)")
+    assert quality.verdict({**base, "extrapolation": {k: v for k, v in e.items() if k != "identified"}}, False) == (
+        "chinchilla on val_loss/all: not identified (95 % interval of E [8.5e-09, 1.19] spans > 6 decades)")
+    assert quality.verdict({**base, "identified": True, "extrapolation": {**e, "identified": False, "identification": "why"}},
+                           False) == "chinchilla on val_loss/all: held-out prediction not identified (why)"
 
 
 def test_verdict_says_plainly_when_a_law_fails():

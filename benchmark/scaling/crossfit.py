@@ -123,7 +123,8 @@ def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
     """Every fit of one imported source (see the module docstring)."""
     from benchmark.scaling.targets import fit_settings, fit_target, load_targets, metric_range
 
-    loss_settings, down_settings = fit_settings(s), fit_settings(s, downstream=True)
+    # an imported source's compute is not laid out in budgets: its largest-compute fraction of runs is held out
+    loss_settings, down_settings = fit_settings(s, budgets=False), fit_settings(s, downstream=True, budgets=False)
     results, skipped = [], []
     if source == "pythia":
         min_tokens = PYTHIA_MIN_STEP * 2_097_152
@@ -161,7 +162,7 @@ def plan(con, source: str, s: dict) -> tuple[list[FitResult], list[str]]:
             keep = np.isfinite(pts.y) & (pts.N > 0) & (pts.D > 0)
             if source == "chinchilla" and target == "val_loss/all":
                 keep[np.argsort(pts.y)[::-1][:5]] = False  # Besiroglu et al. 2024 drop the 5 highest losses
-            r, sk = fit_target(target, pts.subset(keep), s)
+            r, sk = fit_target(target, pts.subset(keep), s, budgets=False)
             results += r  # fit_target adds the phases
             skipped += sk
     return results, skipped

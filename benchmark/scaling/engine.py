@@ -74,6 +74,7 @@ class FitSettings:
     bootstrap_starts: int = 2        # best distinct optima of the full fit each resample starts from
     allocation_flops: float | None = None  # C at which N_opt, D_opt are reported; None: the largest C fitted
     threads: int | None = None
+    budget_tolerance: float | None = None  # a grid's budgets (runs within it in C) are held out whole (holdout_split)
 
 
 @dataclass(frozen=True)
@@ -211,6 +212,14 @@ def bootstrap(law: str, pts: Points, point: PointFit, settings: FitSettings = Fi
     distinct optima. Degenerate resamples (fewer distinct points than parameters, or fewer distinct
     values of an input than the law needs, laws.Law.min_distinct) are dropped.
     Returns (samples: name -> array, n_used, n_degenerate)."""
+    samples, used, n_degenerate = bootstrap_draws(law, pts, point, settings)
+    return samples, int(used.size), n_degenerate
+
+
+def bootstrap_draws(law: str, pts: Points, point: PointFit, settings: FitSettings = FitSettings()):
+    """bootstrap, with the numbers of the resamples each sample comes from (samples, resample index, n_degenerate):
+    the same settings.seed draws the same resamples of the same points, so two laws fitted to one set of runs (the
+    two steps of fit_two_step) pair their samples by that index."""
     spec = LAWS[law]
     rng = np.random.default_rng(settings.seed)
     n, p = pts.n, len(spec.params)
@@ -233,7 +242,7 @@ def bootstrap(law: str, pts: Points, point: PointFit, settings: FitSettings = Fi
     if law == "chinchilla":
         samples.update(chinchilla_allocation(_allocation_flops(pts, settings), **{k: samples[k] for k in ("A", "B", "alpha", "beta")}))
     finite = np.isfinite(fun.min(axis=1)) & np.all([np.isfinite(v) for v in samples.values()], axis=0)
-    return {k: np.asarray(v)[finite] for k, v in samples.items()}, int(finite.sum()), int((~ok).sum())
+    return {k: np.asarray(v)[finite] for k, v in samples.items()}, np.flatnonzero(ok)[finite], int((~ok).sum())
 
 
 def _allocation_flops(pts: Points, settings: FitSettings) -> float:
@@ -251,11 +260,23 @@ def summarise(samples: dict[str, np.ndarray]) -> tuple[dict[str, float], dict[st
     return se, ci
 
 
-def holdout_split(C: np.ndarray, fraction: float) -> tuple[np.ndarray, float]:
-    """Mask of held-out runs (the ceil(fraction * n) largest C, ties included) and the cutoff C."""
+def holdout_split(C: np.ndarray, fraction: float, tolerance: float | None = None) -> tuple[np.ndarray, float]:
+    """Mask of held-out runs (the ceil(fraction * n) largest C, ties included) and the cutoff C. With a tolerance,
+    whole compute budgets (laws.group_budgets) are held out, the largest first, until they hold that many runs: a
+    budget, and so every seed replicate of a point, lies wholly on one side of the cutoff."""
+    C = np.asarray(C, dtype=float)
     n_hold = max(1, math.ceil(fraction * C.size))
-    cutoff = float(np.sort(C)[::-1][n_hold - 1])
-    return C >= cutoff, cutoff
+    if tolerance is None:
+        cutoff = float(np.sort(C)[::-1][n_hold - 1])
+        return C >= cutoff, cutoff
+    from benchmark.scaling.laws import group_budgets
+
+    held = np.zeros(C.size, dtype=bool)
+    for g in reversed(group_budgets(C, tolerance)):
+        held[g] = True
+        if held.sum() >= n_hold:
+            break
+    return held, float(C[held].min())
 
 
 def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_train: int,
@@ -279,20 +300,50 @@ def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_trai
     return out
 
 
+def heldout_interval(draws: np.ndarray, obs: np.ndarray, groups: list[np.ndarray], y_range: tuple[float, float] | None,
+                     positive: bool) -> dict:
+    """The held-out prediction's own uncertainty: draws (resamples x held-out runs) are the predictions of bootstrap
+    refits below the cutoff. Per point (the mean over its replicates, as extrapolation_error compares): the 95 %
+    percentile interval, how many observed means it holds, and whether the prediction is identified
+    (quality.identify_prediction). A parameter the points below the cutoff cannot pin down (E traded against A,
+    say) leaves the prediction identified as long as the predictions agree."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        pm = np.column_stack([draws[:, g].mean(axis=1) for g in groups])
+    finite = np.isfinite(pm).all(axis=1)
+    out: dict = {"n_draws": int(finite.sum()), "predicted_ci95": None, "inside_ci95": None}
+    if finite.sum() >= 2:
+        lo, hi = np.percentile(pm[finite], [2.5, 97.5], axis=0)
+        obs_m = np.array([obs[g].mean() for g in groups])
+        out["predicted_ci95"] = [[float(a), float(b)] for a, b in zip(lo, hi)]
+        out["inside_ci95"] = int(((lo <= obs_m) & (obs_m <= hi)).sum())
+    ok, why = quality.identify_prediction(out["predicted_ci95"], int((~finite).sum()), draws.shape[0], y_range, positive)
+    return {**out, "identified": ok, "identification": why}
+
+
 def extrapolate(law: str, pts: Points, settings: FitSettings = FitSettings(),
                 y_range: tuple[float, float] | None = None) -> tuple[dict | None, str]:
     """Fit on runs below the compute cutoff (every replicate a row), predict the held-out largest-compute
-    points and compare with the mean of each point's replicates."""
-    held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
+    points and compare with the mean of each point's replicates; with settings.bootstrap, the same resampling of
+    the runs below the cutoff gives the prediction's interval and identification (heldout_interval)."""
+    held, cutoff = holdout_split(pts.C, settings.holdout_fraction, settings.budget_tolerance)
     train = pts.subset(~held)
     try:
         pf = fit_point(law, train, settings, y_range)
     except FitError as e:
         return None, f"no extrapolation: {e}"
-    test = pts.subset(held)
+    test, spec = pts.subset(held), LAWS[law]
+    inputs = {k: getattr(test, k) for k in spec.inputs}
     with np.errstate(over="ignore", invalid="ignore"):  # a wild fit may predict inf: reported as such
-        pred = LAWS[law].predict(pf.params, **{k: getattr(test, k) for k in LAWS[law].inputs})
-    return extrapolation_error(pred, test.y, cutoff, train.n, quality.replicate_groups(test.N, test.D, test.C)), ""
+        pred = spec.predict(pf.params, **inputs)
+    groups = quality.replicate_groups(test.N, test.D, test.C)
+    out = extrapolation_error(pred, test.y, cutoff, train.n, groups)
+    if settings.bootstrap:
+        samples, _, _ = bootstrap_draws(law, train, pf, settings)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            draws = spec.predict({k: samples[k][:, None] for k in spec.params}, **inputs)
+        out.update(heldout_interval(np.broadcast_to(draws, (samples[spec.params[0]].size, test.n)), test.y, groups,
+                                    y_range, spec.space == "log"))
+    return out, ""
 
 
 def assess(res: FitResult, y_range: tuple[float, float] | None = None, names: tuple[str, ...] | None = None,
@@ -376,14 +427,25 @@ def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str
     loss = Points(y=pts.L, N=pts.N, D=pts.D, C=pts.C, ids=pts.ids)
     step1 = fit_point("chinchilla", loss, settings)
     step2 = fit("sigmoid_loss", pts, settings, target, holdout=False, y_range=y_range)
-    held, cutoff = holdout_split(pts.C, settings.holdout_fraction)
+    held, cutoff = holdout_split(pts.C, settings.holdout_fraction, settings.budget_tolerance)
     train, test = pts.subset(~held), pts.subset(held)
     try:
-        s1 = fit_point("chinchilla", Points(y=train.L, N=train.N, D=train.D, C=train.C, ids=train.ids), settings)
+        loss_train = Points(y=train.L, N=train.N, D=train.D, C=train.C, ids=train.ids)
+        s1 = fit_point("chinchilla", loss_train, settings)
         s2 = fit_point("sigmoid_loss", train, settings, y_range)
+        chin, sig = LAWS["chinchilla"], LAWS["sigmoid_loss"]
         with np.errstate(over="ignore", invalid="ignore"):
-            pred = LAWS["sigmoid_loss"].predict(s2.params, L=LAWS["chinchilla"].predict(s1.params, N=test.N, D=test.D))
-        extra, why = extrapolation_error(pred, test.y, cutoff, train.n, quality.replicate_groups(test.N, test.D, test.C)), ""
+            pred = sig.predict(s2.params, L=chin.predict(s1.params, N=test.N, D=test.D))
+        groups = quality.replicate_groups(test.N, test.D, test.C)
+        extra, why = extrapolation_error(pred, test.y, cutoff, train.n, groups), ""
+        if settings.bootstrap:  # both steps refitted on the same resamples of the runs below the cutoff
+            d1, i1, _ = bootstrap_draws("chinchilla", loss_train, s1, settings)
+            d2, i2, _ = bootstrap_draws("sigmoid_loss", train, s2, settings)
+            _, a1, a2 = np.intersect1d(i1, i2, return_indices=True)
+            with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+                L = chin.predict({k: d1[k][a1, None] for k in chin.params}, N=test.N, D=test.D)
+                draws = sig.predict({k: d2[k][a2, None] for k in sig.params}, L=L)
+            extra.update(heldout_interval(np.broadcast_to(draws, (a1.size, test.n)), test.y, groups, y_range, False))
     except FitError as e:
         extra, why = None, f"no extrapolation: {e}"
     method = {**step2.method, "formula": "L = E + A/N^alpha + B/D^beta; P = lo + (hi-lo)/(1 + exp(k (L - L_mid)))",

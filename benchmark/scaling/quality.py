@@ -154,6 +154,32 @@ def identify(names: Sequence[str], params: dict, se: dict, ci: dict, bounds: dic
     return not why, bad, "; ".join(why)
 
 
+def identify_prediction(ci: Sequence[Sequence[float]] | None, n_nonfinite: int, n_draws: int,
+                        y_range: tuple[float, float] | None = None, positive: bool = False) -> tuple[bool, str]:
+    """(identified, why not) of a held-out prediction from its bootstrap draws (engine.heldout_interval): it is not
+    when more than 2.5 % of the resampled predictions are not finite (a side of the 95 % interval is then
+    unbounded), or when a point's interval leaves the target's range, reaches 0 for a positive target or spans
+    more than UNIDENTIFIED_DECADES decades."""
+    if n_draws and n_nonfinite > 0.025 * n_draws:
+        return False, f"{n_nonfinite} of {n_draws} resampled held-out predictions are not finite"
+    if not ci:
+        return False, "no bootstrap interval of the held-out prediction"
+    lo_r, hi_r = y_range if y_range is not None else (-math.inf, math.inf)
+    for lo, hi in ci:
+        if lo < lo_r or hi > hi_r:
+            return False, f"the held-out prediction's 95 % interval [{lo:.3g}, {hi:.3g}] leaves the target's range"
+        if positive and (lo <= 0 or math.log10(hi / lo) > UNIDENTIFIED_DECADES):
+            return False, f"the held-out prediction's 95 % interval [{lo:.3g}, {hi:.3g}] is not pinned down"
+    return True, ""
+
+
+def _interval_words(e: dict) -> str:
+    """'; its 95 % interval holds k of m observed points' where the held-out prediction has intervals."""
+    if e.get("inside_ci95") is None:
+        return ""
+    return f"; its 95 % interval holds {e['inside_ci95']} of {len(e['predicted_ci95'])} observed points"
+
+
 def _pct(x: float) -> str:
     return f"{100 * x:.3g} %"
 
@@ -161,16 +187,23 @@ def _pct(x: float) -> str:
 def verdict(fit: dict, downstream: bool) -> str:
     """One line on a fit's held-out error against the targets above, beside the measured seed spread."""
     head = f"{fit['law']} on {fit['target']}"
-    if not fit.get("identified", True):
-        return f"{head}: not identified ({fit.get('identification') or 'see fits.json'})"
     e = fit.get("extrapolation")
+    if not fit.get("identified", True):
+        # parameters the points cannot pin down; the held-out prediction may still be (quality.identify_prediction)
+        unidentified = f"not identified ({fit.get('identification') or 'see fits.json'})"
+        if not e or e.get("identified") is not True:
+            return f"{head}: {unidentified}"
+        head = f"{head}: {unidentified}; fitted below the cutoff, its prediction is identified"
     if not e:
         return f"{head}: no held-out error ({(fit.get('method') or {}).get('extrapolation_skipped', 'not computed')})"
+    if e.get("identified") is False:
+        return f"{head}: held-out prediction not identified ({e.get('identification') or 'see fits.json'})"
     if e.get("quantity"):  # approach 2 predicts N_opt, not the metric: no target in the issue
         rel = e.get("rel_err")
         return f"{head}: held-out {e['quantity']} off by {'n/a' if rel is None else _pct(rel)} (no target)"
     if downstream:
         spread = "seed spread not measured" if e.get("seed_std") is None else f"seed spread {e['seed_std']:.2f} points"
+        spread += _interval_words(e)
         err = e["abs_err"]
         ok = err <= DOWNSTREAM_ABS_TARGET
         tail = "meets the target" if ok else f"fails: {err:.2f} > {DOWNSTREAM_ABS_TARGET:g} points"
@@ -179,7 +212,7 @@ def verdict(fit: dict, downstream: bool) -> str:
     if rel is None:
         return f"{head}: held-out error not relative (an observed value is 0)"
     sr = e.get("seed_rel_std")
-    spread = "seed spread not measured" if sr is None else f"seed spread {_pct(sr)}"
+    spread = ("seed spread not measured" if sr is None else f"seed spread {_pct(sr)}") + _interval_words(e)
     fails = [f"{_pct(rel)} > {_pct(LOSS_REL_TARGET)}"] if rel > LOSS_REL_TARGET else []
     if sr is not None and not e.get("within_2x_seed_spread"):
         fails.append(f"{_pct(rel)} > {SEED_SPREAD_FACTOR:g} x seed spread {_pct(sr)}")

@@ -26,10 +26,13 @@ def read_settings(path: str | Path) -> dict:
     return params_mod.parse_fit((doc or {}).get("fit")).as_dict()
 
 
-def fit_settings(s: dict, downstream: bool = False) -> FitSettings:
+def fit_settings(s: dict, downstream: bool = False, budgets: bool = True) -> FitSettings:
+    """FitSettings from the `fit:` section; budgets: hold out whole IsoFLOP budgets (a designed grid, the local runs),
+    not only the largest-compute fraction of runs (an imported source's continuous compute)."""
     return FitSettings(delta=float(s["huber_delta"]), bootstrap=s["downstream_bootstrap" if downstream else "bootstrap"],
                        seed=s["seed"], holdout_fraction=float(s["holdout"]), bootstrap_starts=s["bootstrap_starts"],
-                       allocation_flops=s["allocation_flops"])
+                       allocation_flops=s["allocation_flops"],
+                       budget_tolerance=float(s["budget_tolerance"]) if budgets else None)
 
 
 def load_targets(con, source: str = LOCAL, data_dir: str | Path | None = None,
@@ -92,7 +95,7 @@ def metric_range(target: str) -> tuple[float, float] | None:
     return None if m is None else tuple(m.range)
 
 
-def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list[str]]:
+def fit_target(target: str, pts: Points, s: dict, budgets: bool = True) -> tuple[list[FitResult], list[str]]:
     """Every law that applies to one target; the ones the data cannot support are listed with the reason.
     Bounded laws stay inside the metric's range; a sigmoid of log C gets its phases (crossfit.phases)."""
     from benchmark.scaling.crossfit import phases
@@ -101,7 +104,7 @@ def fit_target(target: str, pts: Points, s: dict) -> tuple[list[FitResult], list
     laws = LOSS_LAWS if target.startswith(LOSS_METRIC + "/") else DOWNSTREAM_LAWS
     rng = metric_range(target)
     for law in laws:
-        settings = fit_settings(s, downstream=law in DOWNSTREAM_LAWS)
+        settings = fit_settings(s, downstream=law in DOWNSTREAM_LAWS, budgets=budgets)
         try:
             if law == "approach2":
                 res = fit_approach2(pts, settings, tolerance=float(s["budget_tolerance"]), target=target)
@@ -141,19 +144,23 @@ def heldout_table(results: list[FitResult]) -> str:
     of the seed law with the saturating and two-step laws (and of the loss laws with each other)."""
     lines = ["held-out extrapolation (fit below the compute cutoff, predict the largest-compute runs):",
              f"  {'target':<26} {'law':<16} {'mean |rel err|':>14} {'max |rel err|':>14} {'mean |err|':>11} {'held out':>8} "
-             f"{'seed std':>9}"]
+             f"{'seed std':>9} {'in 95 %':>7}"]
     for r in sorted(results, key=lambda r: (r.target, r.law)):
         e = r.extrapolation
-        if not r.identified:
+        if not r.identified and not (e and e.get("identified") is True):
             lines.append(f"  {r.target:<26} {r.law:<16} not identified ({r.identification})")
+            continue
+        if e is not None and e.get("identified") is False:
+            lines.append(f"  {r.target:<26} {r.law:<16} held-out prediction not identified ({e.get('identification')})")
             continue
         if e is None:
             lines.append(f"  {r.target:<26} {r.law:<16} (none: {r.method.get('extrapolation_skipped', '')})")
             continue
         fmt = lambda v: "n/a" if v is None else f"{v:.4f}"  # noqa: E731
         seed = "–" if e.get("seed_std") is None else f"{e['seed_std']:.4g}"
+        inside = "–" if e.get("inside_ci95") is None else f"{e['inside_ci95']}/{len(e['predicted_ci95'])}"
         lines.append(f"  {r.target:<26} {r.law:<16} {fmt(e['rel_err']):>14} {fmt(e['max_rel_err']):>14} "
-                     f"{e['abs_err']:>11.4g} {e['n_heldout']:>8d} {seed:>9}")
+                     f"{e['abs_err']:>11.4g} {e['n_heldout']:>8d} {seed:>9} {inside:>7}")
     return "\n".join(lines)
 
 
