@@ -108,7 +108,7 @@ def test_report_writes_figures_tables_and_a_valid_card(repo):
     from benchmark.results.dataset import check_folder
 
     lb = repo / "leaderboard"
-    for stem in ("loss_vs_compute", "residuals", "isoflop", "downstream", "literature", "learning_curves"):
+    for stem in ("loss_vs_compute", "residuals", "heldout", "isoflop", "downstream", "literature", "learning_curves"):
         assert (lb / "figures" / f"{stem}.png").read_bytes().startswith(b"\x89PNG"), stem
         assert (lb / "figures" / f"{stem}.pdf").read_bytes().startswith(b"%PDF"), stem
     tex = (lb / "tables" / "fits.tex").read_text()

@@ -241,6 +241,7 @@ def test_heldout_error_and_parameters_are_consistent_with_the_truth(noisy_grid):
     assert all(lo < p < hi for (lo, hi), p in zip(e["predicted_ci95"], e["predicted"]))
     assert sum(lo <= t <= hi for (lo, hi), t in zip(e["predicted_ci95"], true_pred)) >= e["n_heldout_points"] - 1
     assert f"its 95 % interval holds {e['inside_ci95']} of {e['n_heldout_points']} observed points" in line
+    assert len(e["point_ids"]) == e["n_heldout_points"] and all(i.endswith("-s0") for i in e["point_ids"])  # its first run
 
 
 def test_holdout_takes_whole_budgets_so_no_point_is_split_across_the_cutoff():
@@ -579,6 +580,26 @@ def test_residual_figure_draws_each_law_s_misses_against_the_seed_noise():
     assert band.get_y() == pytest.approx(-0.8) and band.get_height() == pytest.approx(1.6)  # +-2 x 0.4 %
     assert not [p for p in right.patches if p.get_label().startswith("±2")]  # no pure error: no band
     assert [t.get_text() for t in left.get_xticklabels()] == ["5.4e+10", "1.1e+11", "1.8e+11", "3.6e+11"]  # its budgets
+
+
+def test_heldout_figure_draws_each_prediction_with_its_interval_beside_the_observation():
+    from benchmark.reporting import figures
+
+    e = {"observed": [1.44, 1.48], "predicted": [1.45, 1.52], "predicted_ci95": [[1.34, 1.56], [1.50, 1.53]],
+         "inside_ci95": 1, "rel_err": 0.0198, "abs_err": 0.025, "identified": True, "point_ids": ["d64-c3", "d28-c3"]}
+    fits = [{"law": "chinchilla", "target": "val_loss/all", "extrapolation": e},
+            {"law": "two_step", "target": "bleu/translation", "extrapolation": {**e, "abs_err": 8.38, "rel_err": 0.5}},
+            {"law": "kaplan_nd", "target": "val_loss/all", "extrapolation": {**e, "identified": False}}]
+    fig = figures.heldout(fits)
+    a, b, c = fig.axes
+    assert a.get_title() == "chinchilla on val_loss/all\nheld-out 2 %; interval holds 1 of 2"
+    assert b.get_title() == "two_step on bleu/translation\nheld-out 8.38 points; interval holds 1 of 2"
+    assert c.get_title() == "kaplan_nd on val_loss/all\nheld-out prediction not identified"
+    assert [t.get_text() for t in a.get_xticklabels()] == ["d64-c3", "d28-c3"]
+    (bars,) = a.containers  # one errorbar: the prediction, its caps at the interval's ends
+    lo, hi = (np.asarray(cap.get_ydata()) for cap in bars[1][:2])
+    assert lo == pytest.approx([1.34, 1.50]) and hi == pytest.approx([1.56, 1.53])
+    assert not c.containers  # nothing predicted where the prediction is not identified
 
 
 def test_replicates_of_one_point_are_one_level_when_a_law_needs_variation():

@@ -370,3 +370,35 @@ def residuals(runs: list[dict], loss: dict[str, float], fits: Sequence[dict], pr
     axes[0][0].set_ylabel("validation loss / law − 1 (%)")
     fig.suptitle("Residuals: each loss law fitted to every run, against the seed noise", fontsize=9)
     return fig
+
+
+def heldout(fits: Sequence[dict]):
+    """Each law's held-out check, one panel per fit: per held-out grid point (named by its first run) the observed
+    mean of its seeds (black) and the law's prediction from the runs below the cutoff with its 95 % bootstrap
+    interval (engine.heldout_interval). An observation outside the interval is missed by more than the fit's own
+    uncertainty; a wide interval says how little the points below the cutoff pin the extrapolation down."""
+    plt = _plt()
+    n = max(1, len(fits))
+    fig, axes = plt.subplots(1, n, figsize=(2.9 * n + 0.6, 3.6), squeeze=False)
+    for ax, f in zip(axes[0], fits):
+        e = f.get("extrapolation") or {}
+        obs, pred = np.array(e.get("observed", []), dtype=float), np.array(e.get("predicted", []), dtype=float)
+        x = np.arange(obs.size)
+        ax.plot(x, obs, linestyle="none", marker="o", color="k", label="observed (mean of its seeds)")
+        title = f"{f['law']} on {f['target']}"
+        if e.get("identified") is False:
+            title += "\nheld-out prediction not identified"
+        elif pred.size:
+            ci = np.array(e.get("predicted_ci95") or [[v, v] for v in pred], dtype=float)
+            ax.errorbar(x + 0.15, pred, yerr=[pred - ci[:, 0], ci[:, 1] - pred], fmt="s", color="tab:blue", capsize=3,
+                        markerfacecolor="white", label="predicted from below the cutoff (95 % interval)")
+            err = f"{100 * e['rel_err']:.2g} %" if f["target"].startswith("val_loss") and e.get("rel_err") is not None \
+                else f"{e['abs_err']:.2f} points"
+            held = "" if e.get("inside_ci95") is None else f"; interval holds {e['inside_ci95']} of {obs.size}"
+            title += f"\nheld-out {err}{held}"
+        ax.set_xticks(x, e.get("point_ids") or [str(i) for i in x], rotation=45, fontsize=7)
+        ax.set_xlim(-0.5, max(obs.size, 1) - 0.5 + 0.15)
+        ax.set_title(title, fontsize=8)
+    axes[0][0].legend(fontsize=6, frameon=False, loc="best")
+    fig.suptitle("Held-out check: each law fitted below the compute cutoff predicts the largest budget", fontsize=9)
+    return fig

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass, field
+from typing import Sequence
 
 import numpy as np
 
@@ -280,10 +281,11 @@ def holdout_split(C: np.ndarray, fraction: float, tolerance: float | None = None
 
 
 def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_train: int,
-                        groups: list[np.ndarray] | None = None) -> dict[str, float]:
+                        groups: list[np.ndarray] | None = None, ids: Sequence[str] | None = None) -> dict[str, float]:
     """Mean and max |relative error| on the held-out points (None where an observed value is 0), and the mean
     |error|; with `groups` (the runs of each point, quality.replicate_groups) a point's observation is the mean
-    of its replicates, and the record gains their seed spread and whether the error is within twice it."""
+    of its replicates, and the record gains their seed spread and whether the error is within twice it; with the
+    runs' ids, each point is named by its first run (point_ids)."""
     groups = groups if groups is not None else [np.array([i]) for i in range(obs.size)]
     obs_m = np.array([obs[g].mean() for g in groups])
     with np.errstate(over="ignore", invalid="ignore"):
@@ -294,6 +296,8 @@ def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_trai
            "abs_err": float(err.mean()), "n_heldout": int(obs.size), "n_heldout_points": len(groups),
            "n_train": int(n_train), "cutoff_flops": cutoff,
            "observed": [float(v) for v in obs_m], "predicted": [float(v) for v in pred_m]}
+    if ids is not None:
+        out["point_ids"] = [str(ids[g[0]]) for g in groups]
     spread = quality.seed_spread(obs, groups)
     out.update(spread)
     out["within_2x_seed_spread"] = quality.within_seed_spread(out["rel_err"], out["abs_err"], spread)
@@ -336,7 +340,7 @@ def extrapolate(law: str, pts: Points, settings: FitSettings = FitSettings(),
     with np.errstate(over="ignore", invalid="ignore"):  # a wild fit may predict inf: reported as such
         pred = spec.predict(pf.params, **inputs)
     groups = quality.replicate_groups(test.N, test.D, test.C)
-    out = extrapolation_error(pred, test.y, cutoff, train.n, groups)
+    out = extrapolation_error(pred, test.y, cutoff, train.n, groups, test.ids)
     if settings.bootstrap:
         samples, _, _ = bootstrap_draws(law, train, pf, settings)
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
@@ -437,7 +441,7 @@ def fit_two_step(pts: Points, settings: FitSettings = FitSettings(), target: str
         with np.errstate(over="ignore", invalid="ignore"):
             pred = sig.predict(s2.params, L=chin.predict(s1.params, N=test.N, D=test.D))
         groups = quality.replicate_groups(test.N, test.D, test.C)
-        extra, why = extrapolation_error(pred, test.y, cutoff, train.n, groups), ""
+        extra, why = extrapolation_error(pred, test.y, cutoff, train.n, groups, test.ids), ""
         if settings.bootstrap:  # both steps refitted on the same resamples of the runs below the cutoff
             d1, i1, _ = bootstrap_draws("chinchilla", loss_train, s1, settings)
             d2, i2, _ = bootstrap_draws("sigmoid_loss", train, s2, settings)
