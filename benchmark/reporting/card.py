@@ -239,7 +239,9 @@ def heldout_section(fits: Sequence[Mapping[str, Any]], downstream) -> str:
             f"seed replicates. Targets: loss laws within {100 * LOSS_REL_TARGET:g} % and within {SEED_SPREAD_FACTOR:g}x the "
             f"seed spread of the held-out points; downstream laws within {DOWNSTREAM_ABS_TARGET:g} points. Fitted on every "
             f"point, each law's misses are also set beside the seed noise of the replicated points (lack-of-fit F test, "
-            f"Draper and Smith 1998, Sec. 2.1): where p < {LACK_OF_FIT_LEVEL:g}, the law's form, not the noise, limits it.")
+            f"Draper and Smith 1998, Sec. 2.1): where p < {LACK_OF_FIT_LEVEL:g}, the law's form, not the noise, limits it. "
+            f"Each held-out prediction carries a 95 % interval from a bootstrap of the runs below the cutoff; the count of "
+            f"observed points inside it sets the miss beside the fit's own uncertainty (figures/heldout.png draws both).")
 
     def line(f) -> str:
         lof = lack_of_fit_words(f.get("lack_of_fit"))
