@@ -44,6 +44,8 @@ def test_plan_prints_seeds_budgets_and_replicates(tmp_path, capsys):
     assert reps == ["replicates of a at 50k tokens: 3 seeds (0, 1, 2; runs a-50k, a-50k-s1, a-50k-s2)",
                     "replicates of c at 72k tokens: 2 seeds (0, 5; runs c-72k, c-72k-s5)"]
     assert "9 runs at 6 grid points" in "\n".join(out)
+    # the fit stage holds out whole budgets (the largest first, until they hold fit.holdout of the runs)
+    assert "held out of the fits (fit.holdout=0.2): budget C2, 4 of 9 runs: the laws fitted on C1 predict it" in out
     # every budget has 3 sizes (< 4); c-18k (0.76) and b-29k (1.97) are under 2 tokens per parameter
     assert sorted(line.split(" (")[0] for line in err) == [
         "warning: b at 29k tokens", "warning: budget C1", "warning: budget C2", "warning: c at 18k tokens"]

@@ -88,6 +88,21 @@ def design(points: list[grid.Point], bs: list[Budget]) -> tuple[list[str], list[
     return lines, warnings
 
 
+def heldout_line(points: list[grid.Point], bs: list[Budget], fraction: float, tolerance: float) -> str:
+    """Which budgets the fit stage holds out of its fits to check their extrapolation (engine.holdout_split)."""
+    from benchmark.scaling.engine import holdout_split
+
+    held, _ = holdout_split([q.flops for q in points], fraction, tolerance)
+    out = {q.run_id for q, h in zip(points, held) if h}
+    names = [b.name for b in bs if all(q.run_id in out for q in b.points)]
+    rest = [b.name for b in bs if b.name not in names]
+    if not rest:
+        return f"held out of the fits (fit.holdout={fraction:g}): every budget, so no law's extrapolation can be checked"
+    return (f"held out of the fits (fit.holdout={fraction:g}): {_n(len(names), 'budget').split(' ', 1)[1]} "
+            f"{', '.join(names)}, {len(out)} of {_n(len(points), 'run')}: the laws fitted on {', '.join(rest)} predict "
+            f"{'it' if len(names) == 1 else 'them'}")
+
+
 def main(argv: list[str]) -> int:
     ap = cli.parser("plan", __doc__, params=True)
     ap.add_argument("--no-time", action="store_true", help="skip the matmul measurement behind the time estimate")
@@ -110,6 +125,7 @@ def main(argv: list[str]) -> int:
     lines, warnings = design(points, bs)
     print(f"IsoFLOP budgets (runs within fit.budget_tolerance={p.fit.budget_tolerance:g} of each other's 6ND):")
     print("\n".join(lines))
+    print(heldout_line(points, bs, p.fit.holdout, p.fit.budget_tolerance))
     if peak:
         total = sum(grid.estimated_seconds(q, peak) for q in points)
         print(f"estimated wall time on this machine: {total / 60:.1f} min (measured matmul peak {peak / 1e9:.0f} GFLOP/s, "
