@@ -98,7 +98,7 @@ def heldout_line(points: list[grid.Point], bs: list[Budget], fraction: float, to
     rest = [b.name for b in bs if b.name not in names]
     if not rest:
         return f"held out of the fits (fit.holdout={fraction:g}): every budget, so no law's extrapolation can be checked"
-    return (f"held out of the fits (fit.holdout={fraction:g}): {_n(len(names), 'budget').split(' ', 1)[1]} "
+    return (f"held out of the fits (fit.holdout={fraction:g}): budget{'s' * (len(names) != 1)} "
             f"{', '.join(names)}, {len(out)} of {_n(len(points), 'run')}: the laws fitted on {', '.join(rest)} predict "
             f"{'it' if len(names) == 1 else 'them'}")
 

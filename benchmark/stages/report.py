@@ -93,10 +93,10 @@ def make_figures(runs, metrics, fits, literature, draws, out: Path, learning: li
     if loss_laws:
         written += figures.save(figures.residuals(done, loss, loss_laws, {f["law"]: LAWS[f["law"]].predict for f in loss_laws}),
                                 out / "residuals")
-    checks = loss_laws + [f for f in fits if f["law"] == "two_step"]
-    if any((f.get("extrapolation") or {}).get("observed") for f in checks):
-        written += figures.save(figures.heldout([f for f in checks if (f.get("extrapolation") or {}).get("observed")]),
-                                out / "heldout")
+    checks = [f for f in loss_laws + [f for f in fits if f["law"] == "two_step"]
+              if (f.get("extrapolation") or {}).get("observed")]
+    if checks:
+        written += figures.save(figures.heldout(checks), out / "heldout")
     # IsoFLOP budgets straight from the runs (the approach2 fit may have found no interior minimum).
     from benchmark.scaling.laws import group_budgets
 
