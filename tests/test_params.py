@@ -47,7 +47,7 @@ def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(r
         p = params.load(root / name)
         pts = grid.points(p)
         held, _ = engine.holdout_split(np.array([q.flops for q in pts]), p.fit.holdout, p.fit.budget_tolerance)
-        assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c3"}, name
+        assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c4"}, name
 
 
 def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
