@@ -241,7 +241,7 @@ def test_heldout_error_and_parameters_are_consistent_with_the_truth(noisy_grid):
     assert all(lo < p < hi for (lo, hi), p in zip(e["predicted_ci95"], e["predicted"]))
     assert sum(lo <= t <= hi for (lo, hi), t in zip(e["predicted_ci95"], true_pred)) >= e["n_heldout_points"] - 1
     assert f"its 95 % interval holds {e['inside_ci95']} of {e['n_heldout_points']} observed points" in line
-    assert len(e["point_ids"]) == e["n_heldout_points"] and all(i.endswith("-s0") for i in e["point_ids"])  # its first run
+    assert len(e["point_ids"]) == e["n_heldout_points"] and all(i.endswith("-s0") for i in e["point_ids"])  # its first id in sort order
 
 
 def test_holdout_takes_whole_budgets_so_no_point_is_split_across_the_cutoff():

@@ -285,7 +285,7 @@ def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_trai
     """Mean and max |relative error| on the held-out points (None where an observed value is 0), and the mean
     |error|; with `groups` (the runs of each point, quality.replicate_groups) a point's observation is the mean
     of its replicates, and the record gains their seed spread and whether the error is within twice it; with the
-    runs' ids, each point is named by its first run (point_ids)."""
+    runs' ids, each point is named by the first of its runs' ids in sort order (point_ids: d96-c4, not d96-c4-s2)."""
     groups = groups if groups is not None else [np.array([i]) for i in range(obs.size)]
     obs_m = np.array([obs[g].mean() for g in groups])
     with np.errstate(over="ignore", invalid="ignore"):
@@ -297,7 +297,7 @@ def extrapolation_error(pred: np.ndarray, obs: np.ndarray, cutoff: float, n_trai
            "n_train": int(n_train), "cutoff_flops": cutoff,
            "observed": [float(v) for v in obs_m], "predicted": [float(v) for v in pred_m]}
     if ids is not None:
-        out["point_ids"] = [str(ids[g[0]]) for g in groups]
+        out["point_ids"] = [min(str(ids[i]) for i in g) for g in groups]
     spread = quality.seed_spread(obs, groups)
     out.update(spread)
     out["within_2x_seed_spread"] = quality.within_seed_spread(out["rel_err"], out["abs_err"], spread)
