@@ -15,7 +15,8 @@ from benchmark.scaling import engine
 
 
 def test_default_and_tiny_and_gpu_params_parse(root):
-    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml"):
+    for name in ("params.yaml", "configs/tiny.yaml", "configs/gpu.yaml", "configs/replicated.yaml",
+                 "configs/heldout_seeds.yaml"):
         p = params.load(root / name)
         assert p.runs, name
 
@@ -29,25 +30,45 @@ def test_default_grid_spans_the_required_ranges(root):
     assert len(tokens) >= 3 and tokens[-1] / tokens[0] >= 4
 
 
+def _point_seeds(p):
+    out = {}
+    for q in grid.points(p):
+        out.setdefault((q.size, q.tokens), set()).add(q.seed)
+    return out
+
+
+def _same_but_runs_and_holdout(default, other):
+    assert other.fit.holdout != default.fit.holdout
+    same_fit = dataclasses.replace(other.fit, holdout=default.fit.holdout)  # every other fit setting must match
+    assert dataclasses.replace(other, runs=default.runs, fit=same_fit) == default
+
+
+def _held_out_runs(p):
+    pts = grid.points(p)
+    held, _ = engine.holdout_split(np.array([q.flops for q in pts]), p.fit.holdout, p.fit.budget_tolerance)
+    return {q.run_id for q, h in zip(pts, held) if h}, {q.run_id for q in pts if q.run_id.split("-")[1] == "c4"}
+
+
 def test_replicated_config_is_the_default_grid_with_three_seeds_at_every_point(root):
     """configs/replicated.yaml cannot drift from params.yaml: the same params but the runs and fit.holdout, every
     default point at seeds 0, 1 and 2, and both hold out exactly the largest budget's runs."""
     default, replicated = params.load(root / "params.yaml"), params.load(root / "configs/replicated.yaml")
-    assert replicated.fit.holdout != default.fit.holdout
-    same_fit = dataclasses.replace(replicated.fit, holdout=default.fit.holdout)  # every other fit setting must match
-    assert dataclasses.replace(replicated, runs=default.runs, fit=same_fit) == default
+    _same_but_runs_and_holdout(default, replicated)
+    assert _point_seeds(replicated) == {pt: {0, 1, 2} for pt in _point_seeds(default)}
+    for p in (default, replicated):
+        held, largest = _held_out_runs(p)
+        assert held == largest
 
-    def point_seeds(p):
-        out = {}
-        for q in grid.points(p):
-            out.setdefault((q.size, q.tokens), set()).add(q.seed)
-        return out
-    assert point_seeds(replicated) == {pt: {0, 1, 2} for pt in point_seeds(default)}
-    for name in ("params.yaml", "configs/replicated.yaml"):
-        p = params.load(root / name)
-        pts = grid.points(p)
-        held, _ = engine.holdout_split(np.array([q.flops for q in pts]), p.fit.holdout, p.fit.budget_tolerance)
-        assert {q.run_id for q, h in zip(pts, held) if h} == {q.run_id for q in pts if q.run_id.split("-")[1] == "c4"}, name
+
+def test_heldout_seeds_config_is_the_default_grid_with_three_seeds_at_every_held_out_point(root):
+    """configs/heldout_seeds.yaml: params.yaml's grid with seeds 0, 1 and 2 at every point of the held-out budget
+    (and the default's seeds elsewhere), holding out exactly that budget's runs."""
+    default, seeded = params.load(root / "params.yaml"), params.load(root / "configs/heldout_seeds.yaml")
+    _same_but_runs_and_holdout(default, seeded)
+    held, largest = _held_out_runs(seeded)
+    assert held == largest and len(held) == 12
+    held_points = {(q.size, q.tokens) for q in grid.points(seeded) if q.run_id in held}
+    assert _point_seeds(seeded) == {pt: {0, 1, 2} if pt in held_points else s for pt, s in _point_seeds(default).items()}
 
 
 def test_a_task_may_take_its_own_loss_on(tiny_raw, root):
