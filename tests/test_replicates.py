@@ -616,3 +616,11 @@ def test_replicates_of_one_point_are_one_level_when_a_law_needs_variation():
     check("kaplan_d", Points(y=np.array([1.42, 1.43, 1.3]), N=N, D=np.array([1e6, 1.0002e6, 2e6])))
     # a loss as a law's input is not a grid coordinate: every distinct value counts
     check("sigmoid_loss", Points(y=np.array([10.0, 12.0, 15.0, 20.0]), L=np.array([2.0, 1.995, 1.99, 1.985])))
+
+
+def test_a_held_out_point_is_named_by_its_seed_zero_run_whatever_the_order_of_its_runs():
+    """Replicates are named <id>-s<k> beside the seed-0 run <id>; a point takes the first of its ids in sort order."""
+    obs = np.array([1.0, 1.1, 0.9, 2.0])
+    groups = [np.array([0, 1, 2]), np.array([3])]
+    e = extrapolation_error(obs, obs, 1e12, 10, groups, ["d96-c4-s2", "d96-c4", "d96-c4-s1", "d64-c4"])
+    assert e["point_ids"] == ["d96-c4", "d64-c4"]
