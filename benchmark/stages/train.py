@@ -147,8 +147,9 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         model = DDP(model, device_ids=[local_rank] if device == "cuda" else None)
-    peak = (trainer.gpu_peak_flops(torch.cuda.get_device_name(0)) if device == "cuda"
-            else trainer.measure_matmul_peak() * world)
+    # a card's data-sheet peak; on the CPU a matmul measured once, after training, where the clock has ramped up and
+    # a busy moment at the start cannot inflate the MFU (about 1 s a run)
+    peak = trainer.gpu_peak_flops(torch.cuda.get_device_name(0)) if device == "cuda" else None
     capacity = loader_mod.capacity(planner, batching) if p.train.compile else None
     rows = loader_mod.ShardRows(data_dir / "shards", names, {k: getattr(corpus.vocab, k) for k in ("pad", "bos", "eos", "sep")},
                                 [corpus.vocab.tasks[n] for n in names], q.seq_len, loss_on=losses_on,
@@ -256,8 +257,8 @@ def train(p: params_mod.Params, run: params_mod.Run, data_dir: Path, out: Path, 
             print(f"{run.run_id}: diverged at step {diverged_step}: {reason}", file=sys.stderr)
         tail = [v for v in _log_losses(log_path)][-max(1, step // 10):]
         finite = [v for v in tail if np.isfinite(v)]
-        if device != "cuda":  # measured again now: a busy moment at the start must not inflate the MFU
-            peak = max(peak, trainer.measure_matmul_peak() * world)
+        if device != "cuda":
+            peak = trainer.measure_matmul_peak() * world
         flops_att = model_mod.flops_with_attention(n_params=q.n_params, tokens=tokens_seen, n_layers=q.n_layers,
                                                    d_model=q.d_model, seq_len=q.seq_len)
         per_token = flops_att / max(1, tokens_seen)

@@ -308,8 +308,10 @@ def gpu_peak_flops(name: str) -> float | None:
 
 def measure_matmul_peak(seconds: float = 0.6, n: int = 1024, dtype=torch.float32) -> float:
     """FLOP/s of a square matmul on the CPU, measured now: the best of several short windows after a
-    warm-up (the CPU has no data-sheet peak we trust, and its clock ramps up under load)."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+    warm-up (the CPU has no data-sheet peak we trust, and its clock ramps up under load). Its operands come
+    from a generator of its own: measuring never moves torch's global random state."""
+    gen = torch.Generator().manual_seed(0)
+    a, b = torch.randn(n, n, dtype=dtype, generator=gen), torch.randn(n, n, dtype=dtype, generator=gen)
     flops = 2 * n**3
     end = time.perf_counter() + max(0.5, seconds / 3)
     while time.perf_counter() < end:  # warm-up: thread pool start and clock ramp

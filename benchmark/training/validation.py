@@ -20,13 +20,31 @@ def encode_rows(corpus, task: str, examples: Sequence[dict], max_len: int,
                 loss_on: str | None = None) -> list[tuple[list[int], int]]:
     """(ids, first scored token) of each example, from position 0 (as training packs them, one per row here); the
     tokens that carry the loss are the task's (corpus.loss_on_of) unless `loss_on` is given."""
-    from benchmark.training.data import example_ids, first_scored
+    from benchmark.training.data import first_scored
+
+    on = loss_on or corpus.loss_on_of(task)
+    return [(ids, first_scored(n_prompt, on)) for ids, n_prompt in _example_rows(corpus, task, examples, max_len)]
+
+
+def _example_rows(corpus, task: str, examples: Sequence[dict], max_len: int) -> list[tuple[list[int], int]]:
+    """(ids, prompt length) of each example, tokenized once (the rows of every loss_on)."""
+    from benchmark.training.data import example_ids
     from benchmark.training.tokenizer import encoder
 
     encode = encoder(corpus.tokenizer)
     enc_in, enc_tg = encode([e["input"] for e in examples]), encode([e["target"] for e in examples])
-    rows = [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
-    return [(ids, first_scored(n_prompt, loss_on or corpus.loss_on_of(task))) for ids, n_prompt in rows]
+    return [example_ids(corpus.vocab, task, i, t, max_len) for i, t in zip(enc_in, enc_tg)]
+
+
+def _rows_and_targets(corpus, task: str, examples: Sequence[dict],
+                      max_len: int) -> tuple[list[tuple[list[int], int]], list[int]]:
+    """encode_rows (the task's loss_on) and the number of target and </s> tokens of each example, from one
+    tokenization."""
+    from benchmark.training.data import first_scored
+
+    on = corpus.loss_on_of(task)
+    pairs = _example_rows(corpus, task, examples, max_len)
+    return [(ids, first_scored(n_prompt, on)) for ids, n_prompt in pairs], [len(ids) - n_prompt for ids, n_prompt in pairs]
 
 
 WIDTH_MULTIPLE = 16  # batches pad to a multiple of this: each new shape costs the CPU kernels a first call
@@ -115,13 +133,10 @@ def validation_losses(net, corpus, task: str, batch_size: int,
     split: the loss as the task takes it (corpus.loss_on_of: data.tasks.<task>.loss_on, else data.loss_on; val_loss)
     and on the target and </s> alone, the task loss of the two-step law (Bhagia et al. 2024 score a task by its
     correct answer's loss), from one forward pass (the same numbers twice where the task's loss is on the target)."""
-    examples = corpus.split(task, "validation")
-    max_len = net.config.max_position_embeddings
-    rows = encode_rows(corpus, task, examples, max_len)
+    rows, n_target = _rows_and_targets(corpus, task, corpus.split(task, "validation"), net.config.max_position_embeddings)
     if corpus.loss_on_of(task) == "target":
         val = row_losses(net, rows, corpus.vocab.pad, batch_size, device)
         return {"val": val, "target": val}
-    n_target = [len(ids) - first for ids, first in encode_rows(corpus, task, examples, max_len, loss_on="target")]
     sums, counts, tails = row_losses_and_tails(net, rows, corpus.vocab.pad, batch_size, device, n_target)
     return {"val": (sums, counts), "target": (tails, n_target)}
 
@@ -136,9 +151,7 @@ def losses_by_part(net, corpus, task: str, batch_size: int, device: str) -> dict
     from benchmark.tasks import PARTS
 
     examples = corpus.split(task, "validation")
-    max_len = net.config.max_position_embeddings
-    rows = encode_rows(corpus, task, examples, max_len)
-    n_target = [len(ids) - first for ids, first in encode_rows(corpus, task, examples, max_len, loss_on="target")]
+    rows, n_target = _rows_and_targets(corpus, task, examples, net.config.max_position_embeddings)
     losses = row_token_losses(net, rows, corpus.vocab.pad, batch_size, device)
     parts_of = PARTS.get(corpus.generator(task) or "")
     offsets = ([e.offsets for e in corpus.tokenizer.encode_batch([x["target"] for x in examples], add_special_tokens=False)]
