@@ -1,9 +1,12 @@
-"""The GPU peak table tells card variants apart by the name torch reports."""
+"""The GPU peak table tells card variants apart by the name torch reports; the CPU peak is measured without touching
+the run's random state."""
 from __future__ import annotations
 
 import pytest
 
-from benchmark.training.trainer import gpu_peak_flops
+import torch
+
+from benchmark.training.trainer import gpu_peak_flops, measure_matmul_peak
 
 
 @pytest.mark.parametrize("name, tflops", [
@@ -18,3 +21,13 @@ def test_card_variants(name, tflops):
 
 def test_unknown_card_has_no_peak():
     assert gpu_peak_flops("Some Future Card") is None
+
+
+def test_cpu_peak_leaves_the_global_random_state_alone():
+    """The train stage measures the CPU peak after a run's weights are drawn: its operands come from a generator of
+    their own, so measuring (or not) never changes what the global generator draws next."""
+    torch.manual_seed(7)
+    expected = torch.rand(4)
+    torch.manual_seed(7)
+    assert measure_matmul_peak(seconds=0.1, n=64) > 0
+    assert torch.equal(torch.rand(4), expected)
