@@ -3,7 +3,6 @@ the run's random state."""
 from __future__ import annotations
 
 import pytest
-
 import torch
 
 from benchmark.training.trainer import gpu_peak_flops, measure_matmul_peak
